@@ -1,0 +1,6 @@
+//! The operator's side of installer: read a Clusterfile, reach every host over SSH, ship
+//! the merged rootfs and drive `installer-agent` on each host.
+
+pub mod clusterfile;
+pub mod rootfs;
+pub mod ssh;

@@ -1,0 +1,19 @@
+//! The contract between the `installer` controller and `installer-agent`.
+//!
+//! Everything the two sides must agree on lives here and nowhere else: the plan a host
+//! executes ([`plan`]), the merged-rootfs file manifest ([`manifest`], [`rootfs`]), the
+//! messages on the SSH channel ([`wire`]), the events the agent reports ([`event`]), the
+//! host facts ([`facts`]), the environment given to scripts and templates ([`env`]) and the
+//! Go-template language rootfs `.tmpl` files are written in ([`template`]).
+//!
+//! The crate is synchronous and depends on serde, sha2 and thiserror only, so the static
+//! agent can use it without an async runtime.
+
+pub mod env;
+pub mod event;
+pub mod facts;
+pub mod manifest;
+pub mod plan;
+pub mod rootfs;
+pub mod template;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! Go-template subset used by rootfs `.tmpl` files (SPEC §4).

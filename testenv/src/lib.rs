@@ -1,0 +1,16 @@
+//! Real test hosts and realistic fixture rootfs trees for installer's tests.
+//!
+//! - [`node_image`]: the Debian bookworm node image (systemd + sshd), built locally with
+//!   mmdebstrap and `docker import`, cached by a hash of its recipe.
+//! - [`hosts`]: N node containers on a private Docker network, with keys, a Clusterfile and a
+//!   known_hosts file; helpers to cut a host off or stop it.
+//! - [`sshd`]: a real OpenSSH server on a loopback port (no Docker), for SSH tests.
+//! - [`debs`], [`registry_image`], [`fixture`]: a fixture rootfs from real Debian binaries.
+
+pub mod cache;
+pub mod debs;
+pub mod fixture;
+pub mod hosts;
+pub mod node_image;
+pub mod registry_image;
+pub mod sshd;
