@@ -1,1 +1,394 @@
-//! TODO
+//! The one environment every script, hook and template on a host sees (SPEC §4): built-ins,
+//! then the Clusterfile's `spec.env`, then the host's own `env`, later winning.
+//!
+//! The controller computes it per host from the Clusterfile; the agent computes it itself
+//! when run by hand. Both call [`builtins`] and [`merge`], so the two faces cannot disagree.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// An environment: key → value, sorted by key.
+pub type Env = BTreeMap<String, String>;
+
+/// Why an env entry or a built-in input is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// A `KEY=VALUE` entry without `=`.
+    #[error("{entry:?} is not KEY=VALUE; write it as KEY=VALUE (the value may be empty)")]
+    NotKeyValue {
+        /// The entry as written.
+        entry: String,
+    },
+    /// A key that is not a shell identifier.
+    #[error(
+        "env key {key:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]* so scripts can read them"
+    )]
+    BadKey {
+        /// The key.
+        key: String,
+    },
+    /// `SvcCIDR` is not a CIDR.
+    #[error("SvcCIDR {value:?} is not a CIDR such as 10.96.0.0/12")]
+    BadCidr {
+        /// The value.
+        value: String,
+    },
+}
+
+/// Whether `key` matches `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_valid_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b'A'..=b'Z' | b'a'..=b'z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Splits `KEY=VALUE` at the first `=` and checks the key.
+pub fn parse_entry(entry: &str) -> Result<(String, String), EnvError> {
+    let (key, value) = entry.split_once('=').ok_or_else(|| EnvError::NotKeyValue {
+        entry: entry.to_string(),
+    })?;
+    if !is_valid_key(key) {
+        return Err(EnvError::BadKey {
+            key: key.to_string(),
+        });
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Parses a list of `KEY=VALUE` entries; a repeated key keeps its last value (sealer's rule).
+pub fn parse_entries<S: AsRef<str>>(entries: &[S]) -> Result<Env, EnvError> {
+    let mut env = Env::new();
+    for entry in entries {
+        let (k, v) = parse_entry(entry.as_ref())?;
+        env.insert(k, v);
+    }
+    Ok(env)
+}
+
+/// `kubeadm.k8s.io/v1beta3` from 1.23, `v1beta2` from 1.15, else `v1beta1`. `None` when the
+/// version does not parse as `[v]MAJOR.MINOR[.PATCH…]`.
+pub fn kubeadm_api_version(kube_version: &str) -> Option<&'static str> {
+    let v = kube_version.trim().trim_start_matches('v');
+    let mut parts = v.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor_str = parts.next()?;
+    let digits: String = minor_str.chars().take_while(char::is_ascii_digit).collect();
+    let minor: u32 = digits.parse().ok()?;
+    Some(match (major, minor) {
+        (m, _) if m > 1 => "kubeadm.k8s.io/v1beta3",
+        (1, n) if n >= 23 => "kubeadm.k8s.io/v1beta3",
+        (1, n) if n >= 15 => "kubeadm.k8s.io/v1beta2",
+        _ => "kubeadm.k8s.io/v1beta1",
+    })
+}
+
+/// The CRI socket kubeadm and kubelet use for a container runtime type.
+pub fn cri_socket(container_runtime: &str) -> Option<&'static str> {
+    match container_runtime {
+        "docker" => Some("/var/run/dockershim.sock"),
+        "containerd" => Some("/run/containerd/containerd.sock"),
+        _ => None,
+    }
+}
+
+/// The pause image named in an `imageList`, re-homed to the local registry: the first image
+/// whose last path component is `pause`, e.g. `registry.k8s.io/pause:3.9` with
+/// `sea.hub:5000` → `sea.hub:5000/pause:3.9`. Blank lines and `#` comments are skipped and
+/// surrounding quotes trimmed, as sealer does.
+pub fn pause_image(image_list: &str, registry_url: &str) -> Option<String> {
+    image_list
+        .lines()
+        .map(|l| l.trim().trim_matches(|c| c == '"' || c == '\''))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .find_map(|image| {
+            // Digest references keep their @sha256:…, tags their :tag.
+            let last = image.rsplit('/').next()?;
+            let name = last.split(['@', ':']).next()?;
+            (name == "pause").then(|| format!("{registry_url}/{last}"))
+        })
+}
+
+/// `KubeSvcIP` (first address of the first CIDR) and `DNSSvcIP` (the tenth), from
+/// `SvcCIDR`, which may be a comma-separated dual-stack list.
+pub fn service_ips(svc_cidr: &str) -> Result<(String, String), EnvError> {
+    let bad = || EnvError::BadCidr {
+        value: svc_cidr.to_string(),
+    };
+    let first = svc_cidr.split(',').next().ok_or_else(bad)?.trim();
+    let (addr, prefix) = first.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let prefix: u32 = prefix.parse().map_err(|_| bad())?;
+    match addr {
+        IpAddr::V4(v4) => {
+            if prefix > 30 {
+                return Err(bad());
+            }
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            let net = u32::from(v4) & mask;
+            let host = |n: u32| std::net::Ipv4Addr::from(net + n).to_string();
+            Ok((host(1), host(10)))
+        }
+        IpAddr::V6(v6) => {
+            if prefix > 124 {
+                return Err(bad());
+            }
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            let net = u128::from(v6) & mask;
+            let host = |n: u128| std::net::Ipv6Addr::from(net + n).to_string();
+            Ok((host(1), host(10)))
+        }
+    }
+}
+
+/// What the built-ins are computed from.
+#[derive(Clone, Debug, Default)]
+pub struct BuiltinInputs {
+    /// The host's address as the cluster knows it.
+    pub host_ip: String,
+    /// The host's hostname (from its facts).
+    pub host_name: String,
+    /// master0's address.
+    pub master0_ip: String,
+    /// `metadata.name`.
+    pub cluster_name: String,
+    /// The host's arch subtree name (`amd64`/`arm64`).
+    pub arch: String,
+    /// The merged rootfs's path on the host.
+    pub rootfs_dir: String,
+    /// Local registry domain (default `sea.hub`).
+    pub registry_domain: String,
+    /// Local registry port (default 5000).
+    pub registry_port: u16,
+    /// `docker` or `containerd`.
+    pub container_runtime: String,
+    /// The Kubernetes version from the rootfs `Metadata`, if any.
+    pub kube_version: Option<String>,
+    /// The rootfs `imageList` content, if any.
+    pub image_list: Option<String>,
+}
+
+/// The built-in keys of SPEC §4 for one host. `svc_cidr` is the `SvcCIDR` of the merged
+/// user env, since `KubeSvcIP`/`DNSSvcIP` derive from it. Keys that cannot be derived (no
+/// Metadata version, no pause image in imageList) are left out, so a template that needs
+/// them fails with "key is not defined" instead of rendering something wrong.
+pub fn builtins(input: &BuiltinInputs, svc_cidr: Option<&str>) -> Result<Env, EnvError> {
+    let mut env = Env::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    let registry_url = format!("{}:{}", input.registry_domain, input.registry_port);
+    set("HostIP", input.host_ip.clone());
+    set("HostName", input.host_name.clone());
+    set("Master0IP", input.master0_ip.clone());
+    set("ClusterName", input.cluster_name.clone());
+    set("Arch", input.arch.clone());
+    set("RootfsDir", input.rootfs_dir.clone());
+    set("RegistryDomain", input.registry_domain.clone());
+    set("RegistryPort", input.registry_port.to_string());
+    set("RegistryURL", registry_url.clone());
+    // sealer also exports the Local* names; rootfs trees written for it use them.
+    set("LocalRegistryDomain", input.registry_domain.clone());
+    set("LocalRegistryPort", input.registry_port.to_string());
+    set("LocalRegistryURL", registry_url.clone());
+    set("ContainerRuntime", input.container_runtime.clone());
+    if let Some(socket) = cri_socket(&input.container_runtime) {
+        set("CriSocket", socket.to_string());
+    }
+    if let Some(version) = input.kube_version.as_deref() {
+        set("KubeVersion", version.to_string());
+        if let Some(api) = kubeadm_api_version(version) {
+            set("KubeadmAPIVersion", api.to_string());
+        }
+    }
+    if let Some(pause) = input
+        .image_list
+        .as_deref()
+        .and_then(|list| pause_image(list, &registry_url))
+    {
+        set("PauseImage", pause);
+    }
+    if let Some(cidr) = svc_cidr {
+        let (kube, dns) = service_ips(cidr)?;
+        set("KubeSvcIP", kube);
+        set("DNSSvcIP", dns);
+    }
+    Ok(env)
+}
+
+/// Merges in SPEC order: built-ins, then cluster env, then host env; later wins.
+pub fn merge(builtins: &Env, cluster: &Env, host: &Env) -> Env {
+    let mut env = builtins.clone();
+    env.extend(cluster.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(host.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The full environment of one host: `SvcCIDR` is looked up in the user env (host over
+/// cluster) before built-ins are derived, then everything is merged.
+pub fn host_env(input: &BuiltinInputs, cluster: &Env, host: &Env) -> Result<Env, EnvError> {
+    let svc_cidr = host.get("SvcCIDR").or_else(|| cluster.get("SvcCIDR"));
+    let builtin = builtins(input, svc_cidr.map(String::as_str))?;
+    Ok(merge(&builtin, cluster, host))
+}
+
+/// The rootfs `Metadata` file (JSON), e.g. `{"version":"v1.19.8","arch":"amd64"}`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Metadata {
+    /// Kubernetes version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Architecture the rootfs was built for.
+    #[serde(default)]
+    pub arch: Option<String>,
+}
+
+impl Metadata {
+    /// Parses the Metadata JSON; unknown fields are allowed (sealer added several over time).
+    pub fn parse(text: &str) -> Result<Metadata, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_shell_identifiers() {
+        for ok in ["A", "_x", "PodCIDR", "a_1"] {
+            assert!(is_valid_key(ok), "{ok}");
+        }
+        for bad in ["", "1A", "docker-dir", "A B", "É"] {
+            assert!(!is_valid_key(bad), "{bad}");
+        }
+        assert_eq!(
+            parse_entry("docker-dir=/x").unwrap_err().to_string(),
+            "env key \"docker-dir\" is invalid: keys must match [A-Za-z_][A-Za-z0-9_]* so scripts can read them"
+        );
+        assert_eq!(
+            parse_entry("A=b=c").unwrap(),
+            ("A".to_string(), "b=c".to_string())
+        );
+        assert!(matches!(
+            parse_entry("novalue"),
+            Err(EnvError::NotKeyValue { .. })
+        ));
+        let env = parse_entries(&["A=1", "A=2", "B="]).unwrap();
+        assert_eq!(env["A"], "2");
+        assert_eq!(env["B"], "");
+    }
+
+    #[test]
+    fn kubeadm_api_version_boundaries() {
+        for (v, want) in [
+            ("v1.14.10", "kubeadm.k8s.io/v1beta1"),
+            ("1.15.0", "kubeadm.k8s.io/v1beta2"),
+            ("v1.22.17", "kubeadm.k8s.io/v1beta2"),
+            ("v1.23.0", "kubeadm.k8s.io/v1beta3"),
+            ("v1.30.1", "kubeadm.k8s.io/v1beta3"),
+            ("v1.23.0-rc.1", "kubeadm.k8s.io/v1beta3"),
+            ("v1.13", "kubeadm.k8s.io/v1beta1"),
+        ] {
+            assert_eq!(kubeadm_api_version(v), Some(want), "{v}");
+        }
+        assert_eq!(kubeadm_api_version("latest"), None);
+    }
+
+    #[test]
+    fn cri_sockets() {
+        assert_eq!(cri_socket("docker"), Some("/var/run/dockershim.sock"));
+        assert_eq!(
+            cri_socket("containerd"),
+            Some("/run/containerd/containerd.sock")
+        );
+        assert_eq!(cri_socket("crio"), None);
+    }
+
+    #[test]
+    fn pause_image_is_rehomed() {
+        let list = "# images\nregistry.k8s.io/kube-apiserver:v1.23.0\n\n\"registry.k8s.io/pause:3.6\"\nk8s.gcr.io/pause:3.2\n";
+        assert_eq!(
+            pause_image(list, "sea.hub:5000").as_deref(),
+            Some("sea.hub:5000/pause:3.6")
+        );
+        assert_eq!(
+            pause_image("pause@sha256:abc", "r:1").as_deref(),
+            Some("r:1/pause@sha256:abc")
+        );
+        assert_eq!(pause_image("registry.k8s.io/pauser:1", "r:1"), None);
+    }
+
+    #[test]
+    fn service_ips_from_cidr() {
+        assert_eq!(
+            service_ips("10.96.0.0/22").unwrap(),
+            ("10.96.0.1".to_string(), "10.96.0.10".to_string())
+        );
+        assert_eq!(
+            service_ips("10.96.3.7/22,fd00::/108").unwrap(),
+            ("10.96.0.1".to_string(), "10.96.0.10".to_string())
+        );
+        assert_eq!(
+            service_ips("fd00:10::/108").unwrap(),
+            ("fd00:10::1".to_string(), "fd00:10::a".to_string())
+        );
+        assert!(service_ips("10.96.0.0").is_err());
+        assert!(service_ips("10.96.0.0/31").is_err());
+        assert!(service_ips("nonsense/8").is_err());
+    }
+
+    #[test]
+    fn host_env_layers_and_derives() {
+        let input = BuiltinInputs {
+            host_ip: "10.0.0.2".into(),
+            host_name: "node1".into(),
+            master0_ip: "10.0.0.1".into(),
+            cluster_name: "c".into(),
+            arch: "amd64".into(),
+            rootfs_dir: "/var/lib/sealer/data/c/rootfs".into(),
+            registry_domain: "sea.hub".into(),
+            registry_port: 5000,
+            container_runtime: "containerd".into(),
+            kube_version: Some("v1.20.2".into()),
+            image_list: Some("registry.k8s.io/pause:3.2\n".into()),
+        };
+        let cluster = parse_entries(&["SvcCIDR=10.96.0.0/16", "PodCIDR=100.64.0.0/10"]).unwrap();
+        let host = parse_entries(&["PodCIDR=100.65.0.0/16", "RegistryURL=mirror:5000"]).unwrap();
+        let env = host_env(&input, &cluster, &host).unwrap();
+        assert_eq!(env["HostIP"], "10.0.0.2");
+        assert_eq!(env["KubeadmAPIVersion"], "kubeadm.k8s.io/v1beta2");
+        assert_eq!(env["CriSocket"], "/run/containerd/containerd.sock");
+        assert_eq!(env["PauseImage"], "sea.hub:5000/pause:3.2");
+        assert_eq!(env["KubeSvcIP"], "10.96.0.1");
+        assert_eq!(env["DNSSvcIP"], "10.96.0.10");
+        assert_eq!(env["PodCIDR"], "100.65.0.0/16", "host env wins");
+        assert_eq!(
+            env["RegistryURL"], "mirror:5000",
+            "user env overrides built-ins"
+        );
+        let without = BuiltinInputs {
+            kube_version: None,
+            image_list: None,
+            ..input
+        };
+        let env = host_env(&without, &Env::new(), &Env::new()).unwrap();
+        assert!(!env.contains_key("KubeadmAPIVersion"));
+        assert!(!env.contains_key("PauseImage"));
+        assert!(!env.contains_key("KubeSvcIP"));
+    }
+
+    #[test]
+    fn metadata_parses_loosely() {
+        let m = Metadata::parse(r#"{"version":"v1.19.8","arch":"amd64","variant":"v8"}"#).unwrap();
+        assert_eq!(m.version.as_deref(), Some("v1.19.8"));
+        assert!(Metadata::parse("not json").is_err());
+    }
+}

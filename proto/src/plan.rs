@@ -1,1 +1,394 @@
-//! TODO
+//! What one host must do: the plan the controller sends (or the agent builds itself when run
+//! by hand). It carries everything the host needs and nothing secret: the merged-rootfs
+//! manifest, the host's full environment, its `/etc/hosts` entries, the plugin hooks in its
+//! scope and the timeouts. The agent decides from it, and from its own journal, which steps
+//! run.
+
+use crate::env::Env;
+use crate::manifest::Manifest;
+use serde::{Deserialize, Serialize};
+
+/// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
+/// lines written by either tool are recognised.
+pub const HOSTS_TAG: &str = "#hostalias-set-by-sealer";
+
+/// The name of the local registry container.
+pub const REGISTRY_CONTAINER: &str = "sealer-registry";
+
+/// Default `spec.dataRoot`.
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/sealer/data";
+
+/// Where a cluster's files live on a host: `<dataRoot>/<cluster>`.
+pub fn cluster_dir(data_root: &str, cluster: &str) -> String {
+    format!("{}/{}", data_root.trim_end_matches('/'), cluster)
+}
+
+/// Where a host's merged rootfs lives: `<dataRoot>/<cluster>/rootfs`.
+pub fn rootfs_dir(data_root: &str, cluster: &str) -> String {
+    format!("{}/rootfs", cluster_dir(data_root, cluster))
+}
+
+/// Why a plan (or a name in it) is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A cluster name that is not usable as one path component.
+    #[error(
+        "cluster name {0:?} is invalid: use 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
+    )]
+    BadClusterName(String),
+    /// A data root that is not a clean absolute path.
+    #[error(
+        "dataRoot {0:?} is invalid: give an absolute path without '..' components, such as /var/lib/sealer/data"
+    )]
+    BadDataRoot(String),
+    /// An env key that is not a shell identifier.
+    #[error("env key {0:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]*")]
+    BadEnvKey(String),
+    /// A hosts entry that would break `/etc/hosts`.
+    #[error(
+        "/etc/hosts entry {0:?} is invalid: an IP address and host names without spaces, '#' or newlines"
+    )]
+    BadHostsEntry(String),
+    /// The manifest is malformed.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// A plugin name that cannot name a step.
+    #[error("plugin name {0:?} is invalid: use letters, digits, '-', '_' and '.'")]
+    BadPluginName(String),
+}
+
+/// Checks a cluster name (`metadata.name`): it becomes a path component on every host.
+pub fn check_cluster_name(name: &str) -> Result<(), PlanError> {
+    let ok_edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && ok_edge(name.chars().next())
+        && ok_edge(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::BadClusterName(name.to_string()))
+    }
+}
+
+/// Checks a data root: absolute, no `.`/`..`/empty components except a trailing slash.
+pub fn check_data_root(path: &str) -> Result<(), PlanError> {
+    let trimmed = path.trim_end_matches('/');
+    let ok = path.starts_with('/')
+        && !trimmed.is_empty()
+        && !path.contains('\0')
+        && trimmed[1..]
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::BadDataRoot(path.to_string()))
+    }
+}
+
+/// The local registry as this host sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryPlan {
+    /// Domain, default `sea.hub`.
+    pub domain: String,
+    /// Port, default 5000.
+    pub port: u16,
+    /// Whether this host runs `sealer-registry` (masters when `ha`, else master0).
+    pub deploy: bool,
+}
+
+/// One `/etc/hosts` line: `<ip> <names…> #hostalias-set-by-sealer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsEntry {
+    /// The address.
+    pub ip: String,
+    /// The names it answers to.
+    pub names: Vec<String>,
+}
+
+impl HostsEntry {
+    /// Checks that the entry cannot corrupt the hosts file.
+    pub fn check(&self) -> Result<(), PlanError> {
+        let bad_word = |w: &str| {
+            w.is_empty()
+                || w.chars()
+                    .any(|c| c.is_whitespace() || c == '#' || c.is_control())
+        };
+        if self.ip.parse::<std::net::IpAddr>().is_err()
+            || self.names.is_empty()
+            || self.names.iter().any(|n| bad_word(n))
+        {
+            return Err(PlanError::BadHostsEntry(format!(
+                "{} {}",
+                self.ip,
+                self.names.join(" ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The line as written, with the tag.
+    pub fn line(&self) -> String {
+        format!("{} {} {}", self.ip, self.names.join(" "), HOSTS_TAG)
+    }
+}
+
+/// The host phases a Plugin can hook (SPEC §5, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookPhase {
+    /// Before the container runtime is set up.
+    PreInitHost,
+    /// After everything else on the host.
+    PostInitHost,
+    /// First step of clean.
+    PreCleanHost,
+    /// After clean has undone everything but the agent itself.
+    PostCleanHost,
+}
+
+impl HookPhase {
+    /// The Clusterfile spelling (`pre-init-host`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HookPhase::PreInitHost => "pre-init-host",
+            HookPhase::PostInitHost => "post-init-host",
+            HookPhase::PreCleanHost => "pre-clean-host",
+            HookPhase::PostCleanHost => "post-clean-host",
+        }
+    }
+
+    /// Parses the Clusterfile spelling.
+    pub fn parse(s: &str) -> Option<HookPhase> {
+        [
+            HookPhase::PreInitHost,
+            HookPhase::PostInitHost,
+            HookPhase::PreCleanHost,
+            HookPhase::PostCleanHost,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+/// A `kind: Plugin` of `type: SHELL` that applies to this host (already filtered by scope).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plugin {
+    /// `metadata.name`; plugins of one phase run in name order.
+    pub name: String,
+    /// The phases it runs in.
+    pub phases: Vec<HookPhase>,
+    /// Shell text, run by `/bin/sh` with cwd at the rootfs and the host env.
+    pub data: String,
+}
+
+impl Plugin {
+    /// Checks that the name can be part of a step id.
+    pub fn check(&self) -> Result<(), PlanError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(PlanError::BadPluginName(self.name.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Per-step time limits, in seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Each script or hook.
+    pub script_secs: u64,
+    /// Waiting for the registry's `/v2/` to answer.
+    pub registry_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            script_secs: 900,
+            registry_secs: 60,
+        }
+    }
+}
+
+/// The kinds of apply steps, in the order SPEC §5 runs them. A plan may produce several
+/// steps of one kind (one per plugin) or none (a script the rootfs lacks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// Put the received files into `<dataRoot>/<cluster>/rootfs`.
+    PlaceRootfs,
+    /// Install `bin/*` into `/usr/local/bin`.
+    InstallBin,
+    /// Render `*.tmpl` files.
+    RenderTemplates,
+    /// Write the tagged `/etc/hosts` lines.
+    HostsFile,
+    /// Plugin hooks of phase `pre-init-host`.
+    PreInitHost,
+    /// `init-container-runtime.sh` (legacy: `init.sh`).
+    InitContainerRuntime,
+    /// `init-registry.sh` or the agent's own start, then the `/v2/` wait.
+    InitRegistry,
+    /// `init-kube.sh`.
+    InitKube,
+    /// `preHook.sh`.
+    PreHook,
+    /// Plugin hooks of phase `post-init-host`.
+    PostInitHost,
+}
+
+impl StepKind {
+    /// All kinds in execution order.
+    pub const ALL: [StepKind; 10] = [
+        StepKind::PlaceRootfs,
+        StepKind::InstallBin,
+        StepKind::RenderTemplates,
+        StepKind::HostsFile,
+        StepKind::PreInitHost,
+        StepKind::InitContainerRuntime,
+        StepKind::InitRegistry,
+        StepKind::InitKube,
+        StepKind::PreHook,
+        StepKind::PostInitHost,
+    ];
+
+    /// The kebab-case name used in events and `--help`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StepKind::PlaceRootfs => "place-rootfs",
+            StepKind::InstallBin => "install-bin",
+            StepKind::RenderTemplates => "render-templates",
+            StepKind::HostsFile => "hosts-file",
+            StepKind::PreInitHost => "pre-init-host",
+            StepKind::InitContainerRuntime => "init-container-runtime",
+            StepKind::InitRegistry => "init-registry",
+            StepKind::InitKube => "init-kube",
+            StepKind::PreHook => "pre-hook",
+            StepKind::PostInitHost => "post-init-host",
+        }
+    }
+}
+
+/// Everything one host must do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `metadata.name`.
+    pub cluster: String,
+    /// `spec.dataRoot`, an absolute path on the host (before any `--root` prefix).
+    pub data_root: String,
+    /// The host's address as the Clusterfile names it.
+    pub host_ip: String,
+    /// The host's roles (`master`, `node`, custom).
+    pub roles: Vec<String>,
+    /// The local registry.
+    pub registry: RegistryPlan,
+    /// The host's full environment (SPEC §4), built-ins included.
+    pub env: Env,
+    /// The tagged `/etc/hosts` lines: the registry domain and `spec.hostAliases`.
+    pub hosts_entries: Vec<HostsEntry>,
+    /// Plugin hooks in this host's scope.
+    pub plugins: Vec<Plugin>,
+    /// The merged rootfs this host receives.
+    pub manifest: Manifest,
+    /// Time limits.
+    pub timeouts: Timeouts,
+}
+
+impl Plan {
+    /// Checks everything an agent must not trust blindly: names that become paths, env keys,
+    /// hosts lines, plugin names and the manifest's paths.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        check_cluster_name(&self.cluster)?;
+        check_data_root(&self.data_root)?;
+        if let Some(key) = self.env.keys().find(|k| !crate::env::is_valid_key(k)) {
+            return Err(PlanError::BadEnvKey(key.clone()));
+        }
+        for entry in &self.hosts_entries {
+            entry.check()?;
+        }
+        for plugin in &self.plugins {
+            plugin.check()?;
+        }
+        self.manifest
+            .validate()
+            .map_err(|e| PlanError::Manifest(e.to_string()))
+    }
+
+    /// `<dataRoot>/<cluster>/rootfs` (without any `--root` prefix).
+    pub fn rootfs_dir(&self) -> String {
+        rootfs_dir(&self.data_root, &self.cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names() {
+        for ok in ["a", "my-cluster", "c1.prod", "0"] {
+            check_cluster_name(ok).unwrap();
+        }
+        for bad in ["", "-a", "a-", "A", "a/b", "..", "a b", &"x".repeat(64)] {
+            assert!(check_cluster_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_roots() {
+        for ok in ["/var/lib/sealer/data", "/data/", "/x"] {
+            check_data_root(ok).unwrap();
+        }
+        for bad in ["", "/", "relative", "/a/../b", "/a//b", "/a/./b"] {
+            assert!(check_data_root(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rootfs_dir("/data/", "c"), "/data/c/rootfs");
+    }
+
+    #[test]
+    fn hosts_entries_cannot_inject_lines() {
+        let ok = HostsEntry {
+            ip: "10.0.0.1".into(),
+            names: vec!["sea.hub".into()],
+        };
+        ok.check().unwrap();
+        assert_eq!(ok.line(), "10.0.0.1 sea.hub #hostalias-set-by-sealer");
+        for (ip, name) in [
+            ("10.0.0.1", "a\n10.6.6.6 evil"),
+            ("10.0.0.1", "a#b"),
+            ("not-an-ip", "a"),
+            ("10.0.0.1", ""),
+        ] {
+            let e = HostsEntry {
+                ip: ip.into(),
+                names: vec![name.into()],
+            };
+            assert!(e.check().is_err(), "{ip} {name:?}");
+        }
+    }
+
+    #[test]
+    fn step_kinds_are_in_spec_order() {
+        let mut sorted = StepKind::ALL;
+        sorted.sort();
+        assert_eq!(sorted, StepKind::ALL);
+        assert_eq!(
+            serde_json::to_string(&StepKind::InitContainerRuntime).unwrap(),
+            "\"init-container-runtime\""
+        );
+        assert_eq!(
+            HookPhase::parse("post-clean-host"),
+            Some(HookPhase::PostCleanHost)
+        );
+        assert_eq!(HookPhase::parse("post-install"), None);
+    }
+}
