@@ -2,5 +2,6 @@
 //! the merged rootfs and drive `installer-agent` on each host.
 
 pub mod clusterfile;
+pub mod plan;
 pub mod rootfs;
 pub mod ssh;

@@ -15,6 +15,11 @@ pub const HOSTS_TAG: &str = "#hostalias-set-by-sealer";
 /// The name of the local registry container.
 pub const REGISTRY_CONTAINER: &str = "sealer-registry";
 
+/// Where the controller uploads the agent, relative to the SSH login user's home:
+/// `~/.installer/agent/installer-agent-<first 16 hex digits of its sha256>`. `clean` with
+/// `remove_agent` deletes the running agent only when it lives here.
+pub const AGENT_UPLOAD_DIR: &str = ".installer/agent";
+
 /// Default `spec.dataRoot`.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/sealer/data";
 
