@@ -261,6 +261,11 @@ impl MergedTree {
         )?)
     }
 
+    /// One entry with its source.
+    pub fn get(&self, path: &str) -> Option<&Sourced> {
+        self.entries.get(path)
+    }
+
     /// Where the content of `path` comes from on the local disk.
     pub fn source(&self, path: &str) -> Option<&Path> {
         self.entries.get(path).map(|s| s.source.as_path())
