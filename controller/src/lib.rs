@@ -1,7 +1,10 @@
 //! The operator's side of installer: read a Clusterfile, reach every host over SSH, ship
 //! the merged rootfs and drive `installer-agent` on each host.
 
+pub mod agent;
 pub mod clusterfile;
+pub mod output;
 pub mod plan;
 pub mod rootfs;
+pub mod ship;
 pub mod ssh;

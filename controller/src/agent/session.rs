@@ -1,0 +1,278 @@
+//! The controller's end of the agent protocol (`installer_proto::wire`), over any pair of
+//! async byte streams: an SSH exec channel in production, a local child process in tests.
+
+use installer_proto::event::{Event, Outcome};
+use installer_proto::facts::Facts;
+use installer_proto::plan::{Plan, Plugin, StepKind};
+use installer_proto::wire::{self, AgentMsg, ControllerMsg, PROTOCOL_VERSION};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// Why talking to an agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The stream broke.
+    #[error("talking to the agent: {0}")]
+    Io(#[from] std::io::Error),
+    /// The agent ended the session early.
+    #[error("the agent ended the session unexpectedly (while {during})")]
+    Closed {
+        /// What the controller was waiting for.
+        during: &'static str,
+    },
+    /// A message that does not fit the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The agent speaks another protocol version.
+    #[error(
+        "the agent on the host speaks protocol {agent}, this installer speaks {ours}; the controller uploads its own agent build, so this means a mismatched agent was configured (check --agent-dir)"
+    )]
+    VersionMismatch {
+        /// The agent's version.
+        agent: u32,
+        /// Ours.
+        ours: u32,
+    },
+    /// The agent refused a request.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What the agent said about itself in the handshake.
+#[derive(Clone, Debug)]
+pub struct AgentHello {
+    /// The agent's version.
+    pub agent_version: String,
+    /// The host's `uname -m`.
+    pub arch: String,
+}
+
+/// The agent's answer to an offered plan.
+#[derive(Clone, Debug, Default)]
+pub struct Need {
+    /// Files to send.
+    pub files: Vec<String>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Files the host already has.
+    pub have_files: u64,
+    /// Their total size.
+    pub have_bytes: u64,
+}
+
+/// One conversation with one agent.
+pub struct AgentSession<R, W> {
+    reader: BufReader<R>,
+    writer: W,
+    hello: AgentHello,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
+    /// Reads the agent's Hello, checks the protocol version and answers.
+    pub async fn handshake(reader: R, writer: W) -> Result<Self, SessionError> {
+        let mut session = AgentSession {
+            reader: BufReader::with_capacity(256 * 1024, reader),
+            writer,
+            hello: AgentHello {
+                agent_version: String::new(),
+                arch: String::new(),
+            },
+            line: Vec::new(),
+        };
+        match session.recv("waiting for the agent's hello").await? {
+            AgentMsg::Hello {
+                protocol_version,
+                agent_version,
+                arch,
+            } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    return Err(SessionError::VersionMismatch {
+                        agent: protocol_version,
+                        ours: PROTOCOL_VERSION,
+                    });
+                }
+                session.hello = AgentHello {
+                    agent_version,
+                    arch,
+                };
+            }
+            other => return Err(unexpected("hello", &other)),
+        }
+        session
+            .send(&ControllerMsg::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                controller_version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .await?;
+        Ok(session)
+    }
+
+    /// What the agent said in the handshake.
+    pub fn hello(&self) -> &AgentHello {
+        &self.hello
+    }
+
+    /// Asks for the host's facts and the state of `cluster`.
+    pub async fn facts(&mut self, data_root: &str, cluster: &str) -> Result<Facts, SessionError> {
+        self.send(&ControllerMsg::Facts {
+            data_root: data_root.to_string(),
+            cluster: cluster.to_string(),
+        })
+        .await?;
+        match self.recv("waiting for facts").await? {
+            AgentMsg::Facts(facts) => Ok(*facts),
+            AgentMsg::Error { message } => Err(SessionError::Refused(message)),
+            other => Err(unexpected("facts", &other)),
+        }
+    }
+
+    /// Offers a plan; the agent validates it, locks the cluster (unless `dry_run`) and says
+    /// which files it lacks.
+    pub async fn offer(&mut self, plan: &Plan, dry_run: bool) -> Result<Need, SessionError> {
+        self.send(&ControllerMsg::Offer {
+            plan: Box::new(plan.clone()),
+            dry_run,
+        })
+        .await?;
+        match self
+            .recv("waiting for the agent's answer to the plan")
+            .await?
+        {
+            AgentMsg::Need {
+                files,
+                bytes,
+                have_files,
+                have_bytes,
+            } => Ok(Need {
+                files,
+                bytes,
+                have_files,
+                have_bytes,
+            }),
+            AgentMsg::Error { message } => Err(SessionError::Refused(message)),
+            other => Err(unexpected("need", &other)),
+        }
+    }
+
+    /// Sends one piece of the compressed tar stream.
+    pub async fn send_chunk(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        for piece in bytes.chunks(wire::MAX_CHUNK_BYTES as usize) {
+            let header = ControllerMsg::Chunk {
+                // A piece is at most MAX_CHUNK_BYTES (a u32) long.
+                len: piece.len() as u32,
+            };
+            let mut line = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            self.writer.write_all(&line).await?;
+            self.writer.write_all(piece).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the file stream and waits for the agent's verification. Progress events that
+    /// arrive meanwhile go to `on_event`.
+    pub async fn finish_files(
+        &mut self,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<(u64, u64), SessionError> {
+        self.send(&ControllerMsg::FilesEnd).await?;
+        loop {
+            match self
+                .recv("waiting for the agent to verify the files")
+                .await?
+            {
+                AgentMsg::Received { files, bytes } => return Ok((files, bytes)),
+                AgentMsg::Event(e) => on_event(e),
+                AgentMsg::Error { message } => return Err(SessionError::Refused(message)),
+                other => return Err(unexpected("received", &other)),
+            }
+        }
+    }
+
+    /// Runs the plan's steps (through `stop_after`), streaming events to `on_event`.
+    pub async fn run(
+        &mut self,
+        force: bool,
+        stop_after: Option<StepKind>,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<Outcome, SessionError> {
+        self.send(&ControllerMsg::Run { force, stop_after }).await?;
+        self.events_until_done("running steps", on_event).await
+    }
+
+    /// Asks the agent to undo everything it recorded for `cluster`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn clean(
+        &mut self,
+        cluster: &str,
+        data_root: &str,
+        keep_rootfs: bool,
+        plugins: Vec<Plugin>,
+        env: BTreeMap<String, String>,
+        remove_agent: bool,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<Outcome, SessionError> {
+        self.send(&ControllerMsg::Clean {
+            cluster: cluster.to_string(),
+            data_root: data_root.to_string(),
+            keep_rootfs,
+            plugins,
+            env,
+            remove_agent,
+        })
+        .await?;
+        self.events_until_done("cleaning", on_event).await
+    }
+
+    /// Says goodbye and closes our side of the stream.
+    pub async fn bye(mut self) -> Result<(), SessionError> {
+        self.send(&ControllerMsg::Bye).await?;
+        self.writer.shutdown().await?;
+        Ok(())
+    }
+
+    async fn events_until_done(
+        &mut self,
+        during: &'static str,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<Outcome, SessionError> {
+        loop {
+            match self.recv(during).await? {
+                AgentMsg::Event(e) => on_event(e),
+                AgentMsg::Done(outcome) => return Ok(outcome),
+                AgentMsg::Error { message } => return Err(SessionError::Refused(message)),
+                other => return Err(unexpected("events", &other)),
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: &ControllerMsg) -> Result<(), SessionError> {
+        let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.writer.write_all(&line).await?;
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    async fn recv(&mut self, during: &'static str) -> Result<AgentMsg, SessionError> {
+        self.line.clear();
+        let n = (&mut self.reader)
+            .take(wire::MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut self.line)
+            .await?;
+        if n == 0 {
+            return Err(SessionError::Closed { during });
+        }
+        if self.line.len() > wire::MAX_LINE_BYTES {
+            return Err(SessionError::Protocol("message line too long".into()));
+        }
+        wire::parse_line(&self.line).map_err(|e| SessionError::Protocol(e.to_string()))
+    }
+}
+
+fn unexpected(wanted: &str, got: &AgentMsg) -> SessionError {
+    let got = serde_json::to_string(got).unwrap_or_default();
+    let got: String = got.chars().take(200).collect();
+    SessionError::Protocol(format!("expected a {wanted} message, got {got}"))
+}
