@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod debs;
+pub mod docker;
 pub mod fixture;
 pub mod hosts;
 pub mod node_image;
