@@ -16,13 +16,14 @@
 //! [`down`] removes exactly that. Dropping a [`Cluster`] tears it down unless
 //! [`Cluster::keep`] was called.
 
+mod error;
 mod files;
 mod net;
 mod node;
 pub mod snapshot;
 mod teardown;
 
-use crate::docker::{self, DockerError, ExecOutput};
+use crate::docker::{self, ExecOutput};
 use crate::node_image;
 use std::ffi::OsStr;
 use std::fmt;
@@ -30,6 +31,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use error::Error;
 pub use snapshot::{Change, FileEntry, FileKind, Snapshot, diff};
 pub use teardown::{Removed, down, down_all};
 
@@ -48,76 +50,6 @@ pub const OPS_USER: &str = "ops";
 
 /// The non-root user whose sudo needs the cluster's password ([`Cluster::password`]).
 pub const OPSPW_USER: &str = "opspw";
-
-/// What can go wrong bringing up or using a cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The node image could not be built.
-    #[error(transparent)]
-    Image(#[from] node_image::Error),
-    /// Docker is missing or a Docker command failed.
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    /// The cluster name cannot be used.
-    #[error("invalid cluster name {name:?}: {reason}")]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The node count is out of range.
-    #[error("invalid node count {nodes}: a cluster has 1 to {MAX_NODES} nodes")]
-    InvalidNodeCount {
-        /// The count given.
-        nodes: usize,
-    },
-    /// A program testenv runs on this machine is not installed.
-    #[error("`{tool}` is not installed; {fix}")]
-    MissingTool {
-        /// The missing program.
-        tool: &'static str,
-        /// How to install it.
-        fix: &'static str,
-    },
-    /// A file in the working directory could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// Every candidate subnet was taken.
-    #[error(
-        "no free /24 for the cluster network in {range}: all are used by Docker networks or \
-         host routes; remove stale clusters with `testenv down --all`"
-    )]
-    NoFreeSubnet {
-        /// The range searched.
-        range: String,
-    },
-    /// A node did not come up as it should.
-    #[error("node {node} ({container}): {message}")]
-    Node {
-        /// The node name.
-        node: String,
-        /// Its container.
-        container: String,
-        /// What went wrong, with the evidence.
-        message: String,
-    },
-    /// There is no node with that index.
-    #[error("no node {index}: the cluster has {count} node(s), indexed from 0")]
-    NoSuchNode {
-        /// The index asked for.
-        index: usize,
-        /// How many nodes there are.
-        count: usize,
-    },
-}
 
 /// How to bring up a cluster.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +101,6 @@ pub struct Host {
 
 /// A running cluster of node containers. Dropping it removes the containers, the network,
 /// the volumes and the files it wrote, unless [`Cluster::keep`] was called.
-#[derive(Debug)]
 pub struct Cluster {
     name: String,
     network: String,
@@ -444,6 +375,20 @@ impl Cluster {
 
     fn wait_ssh(&self, host: &Host) -> Result<(), Error> {
         files::wait_ssh(&self.key_path(), &self.known_hosts_path(), host)
+    }
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Everything but the password, which stays out of logs and panic messages.
+        f.debug_struct("Cluster")
+            .field("name", &self.name)
+            .field("network", &self.network)
+            .field("subnet", &self.subnet)
+            .field("hosts", &self.hosts)
+            .field("workdir", &self.workdir)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
     }
 }
 

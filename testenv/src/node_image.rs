@@ -243,6 +243,19 @@ fn build_tarball(dir: &Path, hash: &str, tarball: &Path) -> Result<(), Error> {
     fs::write(&setup, SETUP_SCRIPT).map_err(io_error("write", &setup))?;
     fs::write(&init, INIT_SCRIPT).map_err(io_error("write", &init))?;
 
+    // Whoever holds the lock is the only builder, so any partial tarball found here was
+    // left by a build that died; clear those before they pile up.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .contains(".tar.partial-")
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
     let partial = dir.join(format!("{hash}.tar.partial-{}", std::process::id()));
     let log_path = dir.join(format!("{hash}.log"));
     let log = File::create(&log_path).map_err(io_error("create", &log_path))?;

@@ -201,8 +201,16 @@ pub(super) fn take(host: &Host) -> Result<Snapshot, Error> {
     listing.extend(["-printf", "%y\\0%m\\0%U\\0%G\\0%l\\0%p\\0"]);
     hashing.extend(["-type", "f", "-exec", "sha256sum", "--zero", "{}", "+"]);
 
-    let listed = run(host, &listing)?;
-    let hashed = run(host, &hashing)?;
+    // The two run side by side: hashing takes most of the time, listing is cheap.
+    let (listed, hashed) = std::thread::scope(|scope| {
+        let listed = scope.spawn(|| run(host, &listing));
+        let hashed = run(host, &hashing);
+        let listed = listed
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (listed, hashed)
+    });
+    let (listed, hashed) = (listed?, hashed?);
     let hashes = parse_hashes(&hashed).map_err(|message| snapshot_error(host, message))?;
     parse_listing(&listed, &hashes).map_err(|message| snapshot_error(host, message))
 }
