@@ -1,1 +1,268 @@
-fn main() {}
+//! `installer-agent`: the only code that changes a host. `serve` is the controller-driven
+//! face (wire protocol on stdin/stdout); `apply`, `clean` and `facts` are for running it by
+//! hand. Logs go to stderr.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use installer_agent::clean::{CleanRequest, clean};
+use installer_agent::handrun::{self, HandApply};
+use installer_agent::root::HostRoot;
+use installer_agent::sink::TermSink;
+use installer_proto::env::{Env, parse_entries};
+use installer_proto::plan::{DEFAULT_DATA_ROOT, Timeouts, check_cluster_name, check_data_root};
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// installer-agent: prepare this host from a rootfs, and undo exactly that.
+#[derive(Debug, Parser)]
+#[command(
+    name = "installer-agent",
+    version,
+    after_help = "Exit codes: 0 ok, 1 a step failed or something could not be undone, 2 bad input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+struct RootArg {
+    /// Treat DIR as `/` for every path written (bin, configs, hosts file, state); scripts
+    /// get it as InstallRoot. For previews and tests.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+impl RootArg {
+    fn host_root(&self) -> HostRoot {
+        self.root
+            .as_deref()
+            .map(HostRoot::at)
+            .unwrap_or_else(HostRoot::real)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Speak the controller protocol on stdin/stdout (started by `installer apply`).
+    Serve(RootArg),
+    /// Prepare this host from a local rootfs directory.
+    #[command(
+        after_help = "Example:\n  installer-agent apply --rootfs /mnt/rootfs --cluster prod --role master --registry-host \\\n      --env SvcCIDR=10.96.0.0/16 --host-env HostLabel=edge"
+    )]
+    Apply(Box<ApplyCmd>),
+    /// Undo what apply recorded for a cluster on this host.
+    #[command(after_help = "Example:\n  installer-agent clean --cluster prod")]
+    Clean(CleanCmd),
+    /// Print this host's facts as JSON.
+    Facts {
+        /// Data root to measure free disk at.
+        #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+        data_root: String,
+        /// Summarise the recorded state of this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        #[command(flatten)]
+        root: RootArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ApplyCmd {
+    /// The rootfs directory (sealer CloudRootfs layout).
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+    /// Cluster name (a path component under the data root).
+    #[arg(long)]
+    cluster: String,
+    /// Cluster env, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Host env, KEY=VALUE, overriding --env (repeatable).
+    #[arg(long = "host-env", value_name = "K=V")]
+    host_env: Vec<String>,
+    /// Role of this host (repeatable): master, node or a custom name.
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// This host runs sealer-registry.
+    #[arg(long)]
+    registry_host: bool,
+    /// The registry's IP for the /etc/hosts line (default: this host's).
+    #[arg(long, value_name = "IP")]
+    registry_ip: Option<String>,
+    /// Registry domain.
+    #[arg(long, default_value = "sea.hub")]
+    registry_domain: String,
+    /// Registry port.
+    #[arg(long, default_value_t = 5000)]
+    registry_port: u16,
+    /// This host's IP (default: the default route's interface address).
+    #[arg(long, value_name = "IP")]
+    host_ip: Option<String>,
+    /// master0's IP (default: this host's).
+    #[arg(long, value_name = "IP")]
+    master0_ip: Option<String>,
+    /// Container runtime: containerd or docker.
+    #[arg(long, default_value = "containerd")]
+    container_runtime: String,
+    /// Data root.
+    #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+    data_root: String,
+    /// Run every step even if its inputs did not change.
+    #[arg(long)]
+    force: bool,
+    /// Print the steps that would run; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Seconds each script may run.
+    #[arg(long, default_value_t = 900)]
+    script_timeout: u64,
+    /// Seconds to wait for the registry.
+    #[arg(long, default_value_t = 60)]
+    registry_timeout: u64,
+    /// Print events as NDJSON.
+    #[arg(long)]
+    json: bool,
+    /// Print script output as it comes.
+    #[arg(short, long)]
+    verbose: bool,
+    #[command(flatten)]
+    root: RootArg,
+}
+
+#[derive(Debug, Args)]
+struct CleanCmd {
+    /// Cluster name.
+    #[arg(long)]
+    cluster: String,
+    /// Keep <dataRoot>/<cluster>/rootfs.
+    #[arg(long)]
+    keep_rootfs: bool,
+    /// Data root.
+    #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+    data_root: String,
+    /// Print events as NDJSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    root: RootArg,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn env_of(entries: &[String], flag: &str) -> anyhow::Result<Env> {
+    parse_entries(entries).with_context(|| flag.to_string())
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(root) => {
+            let stdin = std::io::stdin();
+            installer_agent::serve::serve(
+                root.host_root(),
+                BufReader::new(stdin.lock()),
+                std::io::stdout(),
+            )?;
+            Ok(0)
+        }
+        Command::Facts {
+            data_root,
+            cluster,
+            root,
+        } => {
+            let facts =
+                installer_agent::facts::gather(&root.host_root(), &data_root, cluster.as_deref());
+            println!("{}", serde_json::to_string_pretty(&facts)?);
+            Ok(0)
+        }
+        Command::Apply(a) => {
+            let a = *a;
+            check_cluster_name(&a.cluster)?;
+            check_data_root(&a.data_root)?;
+            let args = HandApply {
+                rootfs: a.rootfs,
+                cluster: a.cluster,
+                env: env_of(&a.env, "--env")?,
+                host_env: env_of(&a.host_env, "--host-env")?,
+                roles: a.roles,
+                registry_host: a.registry_host,
+                registry_domain: a.registry_domain,
+                registry_port: a.registry_port,
+                registry_ip: a.registry_ip,
+                host_ip: a.host_ip,
+                master0_ip: a.master0_ip,
+                container_runtime: a.container_runtime,
+                data_root: a.data_root,
+                timeouts: Timeouts {
+                    script_secs: a.script_timeout,
+                    registry_secs: a.registry_timeout,
+                },
+            };
+            let sink = TermSink::new(a.json, a.verbose);
+            let outcome =
+                handrun::apply(a.root.host_root(), &args, a.force, a.dry_run, None, &sink)?;
+            report(&outcome, a.json, "apply");
+            Ok(if outcome.ok { 0 } else { 1 })
+        }
+        Command::Clean(c) => {
+            check_cluster_name(&c.cluster)?;
+            check_data_root(&c.data_root)?;
+            let sink = TermSink::new(c.json, false);
+            let req = CleanRequest {
+                cluster: c.cluster,
+                data_root: c.data_root,
+                keep_rootfs: c.keep_rootfs,
+                plugins: Vec::new(),
+                env: Env::new(),
+                remove_agent: false,
+                script_timeout: Duration::from_secs(Timeouts::default().script_secs),
+            };
+            let outcome = clean(&c.root.host_root(), &req, &sink)?;
+            report(&outcome, c.json, "clean");
+            Ok(if outcome.ok { 0 } else { 1 })
+        }
+    }
+}
+
+/// The closing line (or JSON object) of a hand run.
+fn report(outcome: &installer_proto::event::Outcome, json: bool, what: &str) {
+    if json {
+        if let Ok(text) =
+            serde_json::to_string(&serde_json::json!({ "event": "done", "outcome": outcome }))
+        {
+            println!("{text}");
+        }
+        return;
+    }
+    if outcome.ok {
+        println!(
+            "{what}: ok ({} ran, {} skipped)",
+            outcome.ran, outcome.skipped
+        );
+    } else if let Some(step) = &outcome.failed_step {
+        println!(
+            "{what}: FAILED at {step}: {}",
+            outcome.error.as_deref().unwrap_or("")
+        );
+    } else {
+        println!("{what}: could not undo: {}", outcome.not_undone.join(", "));
+    }
+}

@@ -2,9 +2,15 @@
 //! the merged rootfs and drive `installer-agent` on each host.
 
 pub mod agent;
+pub mod apply;
+pub mod clean;
+pub mod cli;
 pub mod clusterfile;
+pub mod failure;
 pub mod output;
 pub mod plan;
 pub mod rootfs;
 pub mod ship;
 pub mod ssh;
+
+pub use failure::{Failure, RunResult};

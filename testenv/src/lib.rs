@@ -4,8 +4,8 @@
 //!   mmdebstrap and `docker import`, cached by a hash of its recipe.
 //! - [`hosts`]: N node containers on a private Docker network, with keys, a Clusterfile and a
 //!   known_hosts file; helpers to cut a host off or stop it.
-//! - [`sshd`]: a real OpenSSH server on a loopback port (no Docker), for SSH tests.
 //! - [`debs`], [`registry_image`], [`fixture`]: a fixture rootfs from real Debian binaries.
+//! - [`vagrant`]: the repository's Vagrantfile on the docker provider.
 
 pub mod cache;
 pub mod debs;
@@ -14,4 +14,4 @@ pub mod fixture;
 pub mod hosts;
 pub mod node_image;
 pub mod registry_image;
-pub mod sshd;
+pub mod vagrant;

@@ -34,6 +34,15 @@ enum Cmd {
         #[arg(long)]
         workdir: Option<PathBuf>,
     },
+    /// Build the realistic fixture rootfs (Debian binaries, registry image, scripts) into
+    /// OUT; cached, so a second run with the same recipe returns at once.
+    Rootfs {
+        /// Where to put it.
+        out: PathBuf,
+        /// Carry docker instead of containerd only.
+        #[arg(long)]
+        docker: bool,
+    },
     /// Remove a cluster's containers, network, volumes and working directory.
     Down {
         /// Cluster name, as given to `up`.
@@ -63,7 +72,22 @@ fn main() -> anyhow::Result<()> {
             workdir,
         } => up(nodes, name, rootfs, workdir),
         Cmd::Down { name, all } => down(&name, all),
+        Cmd::Rootfs { out, docker } => rootfs(&out, docker),
     }
+}
+
+fn rootfs(out: &std::path::Path, docker: bool) -> anyhow::Result<()> {
+    let opts = testenv::fixture::RootfsOptions {
+        runtime: if docker {
+            testenv::fixture::Runtime::Docker
+        } else {
+            testenv::fixture::Runtime::Containerd
+        },
+    };
+    let info = testenv::fixture::build_rootfs(out, &opts)
+        .with_context(|| format!("building the fixture rootfs in {}", out.display()))?;
+    println!("{} (test image {})", info.dir.display(), info.test_image);
+    Ok(())
 }
 
 fn image() -> anyhow::Result<()> {

@@ -1,1 +1,265 @@
-//! TODO
+//! The Clusterfile (SPEC §2): sealer's multi-document YAML with one `kind: Cluster`
+//! (`sealer.io/v2`), any number of `kind: Plugin` hooks and `kind: Config` file overrides.
+//!
+//! Parsing is strict: an unknown kind or field, a wrong type or an inconsistent value is an
+//! error of the form `file:line:col: where: what is wrong; what is expected`, found before
+//! any host is contacted. Secrets (`passwd`, `pkPasswd`) may be written as `${ENV_NAME}` and
+//! are read from the environment into [`Secret`]s that never print.
+
+mod docs;
+mod kinds;
+mod locate;
+mod raw;
+mod secret;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use installer_proto::env::Env;
+use installer_proto::plan::HookPhase;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use secret::Secret;
+
+/// The role that makes a host a master; master0 is the first IP of the first host with it.
+pub const ROLE_MASTER: &str = "master";
+
+/// Default `spec.registry.localRegistry.domain`.
+pub const DEFAULT_REGISTRY_DOMAIN: &str = "sea.hub";
+
+/// Default `spec.registry.localRegistry.port`.
+pub const DEFAULT_REGISTRY_PORT: u16 = 5000;
+
+/// Default `spec.containerRuntime.type` (sealer's default when the image does not say).
+pub const DEFAULT_CONTAINER_RUNTIME: &str = "docker";
+
+/// Why a Clusterfile cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterfileError {
+    /// The file could not be read.
+    #[error("reading Clusterfile {path}: {source}; check the path given with -f")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The content is invalid at a position.
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        /// The Clusterfile's name as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// A validated Clusterfile.
+#[derive(Clone, Debug)]
+pub struct Clusterfile {
+    /// `metadata.name`, checked to be usable as a path component.
+    pub name: String,
+    /// `spec.image` as written (see [`crate::rootfs::resolve`]).
+    pub image: String,
+    /// `spec.dataRoot`, default [`installer_proto::plan::DEFAULT_DATA_ROOT`].
+    pub data_root: String,
+    /// `spec.env`, keys checked; a repeated key keeps its last value.
+    pub env: Env,
+    /// `spec.containerRuntime.type`: `docker` or `containerd`.
+    pub container_runtime: String,
+    /// `spec.registry.localRegistry` with defaults applied.
+    pub registry: RegistrySpec,
+    /// `spec.hostAliases`: `(ip, hostnames)` in file order.
+    pub host_aliases: Vec<(String, Vec<String>)>,
+    /// One entry per IP (`spec.hosts[].ips` expanded), in file order.
+    pub hosts: Vec<HostSpec>,
+    /// `kind: Plugin` documents, in file order.
+    pub plugins: Vec<PluginSpec>,
+    /// `kind: Config` documents, in file order.
+    pub configs: Vec<ConfigSpec>,
+    /// The file the Clusterfile was read from (relative paths in it are relative to its
+    /// directory).
+    pub source: PathBuf,
+    /// Index of master0 in `hosts`; parsing guarantees one exists.
+    master0: usize,
+}
+
+/// `spec.registry.localRegistry`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySpec {
+    /// Domain, default `sea.hub`.
+    pub domain: String,
+    /// Port, default 5000.
+    pub port: u16,
+    /// `true` (default): every master runs the registry; `false`: master0 only.
+    pub ha: bool,
+}
+
+/// One host (one IP of a `spec.hosts[]` entry).
+#[derive(Clone, Debug)]
+pub struct HostSpec {
+    /// The address the controller connects to and the cluster knows the host by.
+    pub ip: String,
+    /// Roles, in file order, without repeats.
+    pub roles: Vec<String>,
+    /// SSH settings: the host's own over `spec.ssh` over the defaults.
+    pub ssh: SshSpec,
+    /// `spec.hosts[].env`, keys checked.
+    pub env: Env,
+}
+
+impl HostSpec {
+    /// Whether the host has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the host is a master.
+    pub fn is_master(&self) -> bool {
+        self.has_role(ROLE_MASTER)
+    }
+}
+
+/// How to log in to a host.
+#[derive(Clone, Debug)]
+pub struct SshSpec {
+    /// Login user, default `root`.
+    pub user: String,
+    /// Port, default 22.
+    pub port: u16,
+    /// Password (also the sudo password for a non-root user), if given.
+    pub passwd: Option<Secret>,
+    /// Private key on the controller, `~` expanded and relative paths resolved against the
+    /// Clusterfile's directory. `None`: the SSH layer's defaults (`~/.ssh/id_ed25519`,
+    /// `~/.ssh/id_rsa`, the ssh-agent).
+    pub pk: Option<PathBuf>,
+    /// The private key's passphrase, if given.
+    pub pk_passwd: Option<Secret>,
+}
+
+/// A `kind: Plugin` (`type: SHELL`) hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// `metadata.name`; plugins of one phase run in name order.
+    pub name: String,
+    /// The host phases it runs in.
+    pub phases: Vec<HookPhase>,
+    /// The roles whose hosts run it.
+    pub scope: Vec<String>,
+    /// Shell text, run with cwd at the rootfs.
+    pub data: String,
+}
+
+impl PluginSpec {
+    /// Whether a host with `roles` is in the plugin's scope.
+    pub fn applies_to(&self, roles: &[String]) -> bool {
+        self.scope.iter().any(|s| roles.contains(s))
+    }
+}
+
+/// A `kind: Config` file override.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSpec {
+    /// `metadata.name`.
+    pub name: String,
+    /// Path relative to the rootfs, checked to stay inside it.
+    pub path: String,
+    /// The content (overwrite) or the YAML to merge (merge).
+    pub data: String,
+    /// How `data` is applied.
+    pub strategy: ConfigStrategy,
+}
+
+/// `Config.spec.strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigStrategy {
+    /// The file's content becomes `data` (the default).
+    Overwrite,
+    /// `data` is YAML deep-merged onto the file, `---` section by section.
+    Merge,
+}
+
+impl Clusterfile {
+    /// master0: the first IP of the first host with role `master`.
+    pub fn master0(&self) -> &HostSpec {
+        // `master0` is set by parsing to the index of a master in `hosts`, and neither
+        // field can change afterwards through the public API in a way that breaks it…
+        // except by replacing `hosts`, so fall back to searching.
+        match self.hosts.get(self.master0) {
+            Some(h) if h.is_master() => h,
+            _ => self
+                .hosts
+                .iter()
+                .find(|h| h.is_master())
+                .unwrap_or_else(|| {
+                    // A Clusterfile without a master cannot be produced by `parse`; reaching
+                    // this means a caller emptied `hosts` by hand.
+                    panic!("Clusterfile {} has no master host", self.source.display())
+                }),
+        }
+    }
+
+    /// The hosts that run the local registry: every master when `ha`, else master0.
+    pub fn registry_hosts(&self) -> Vec<&HostSpec> {
+        if self.registry.ha {
+            self.hosts.iter().filter(|h| h.is_master()).collect()
+        } else {
+            vec![self.master0()]
+        }
+    }
+
+    /// Whether the host with `ip` runs the local registry.
+    pub fn is_registry_host(&self, ip: &str) -> bool {
+        self.registry_hosts().iter().any(|h| h.ip == ip)
+    }
+
+    /// The host with `ip`.
+    pub fn host(&self, ip: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.ip == ip)
+    }
+
+    /// The directory relative paths in the Clusterfile are resolved against.
+    pub fn dir(&self) -> &Path {
+        base_dir(&self.source)
+    }
+}
+
+fn base_dir(source: &Path) -> &Path {
+    match source.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Reads and validates the Clusterfile at `path`; `${ENV_NAME}` secrets come from the
+/// process environment.
+pub fn load(path: &Path) -> Result<Clusterfile, ClusterfileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ClusterfileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Validates Clusterfile `text`; `name` is its path (used in messages and to resolve
+/// relative paths). `${ENV_NAME}` secrets come from the process environment.
+pub fn parse(name: &str, text: &str) -> Result<Clusterfile, ClusterfileError> {
+    parse_with_env(name, text, &|key| std::env::var(key).ok())
+}
+
+/// [`parse`] with the environment given as a lookup function (for `${ENV_NAME}` secrets and
+/// `~` in key paths), so callers and tests need not change the process environment.
+pub fn parse_with_env(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Clusterfile, ClusterfileError> {
+    validate::build(name, text, env).map_err(|failure| failure.into_error(name, text))
+}

@@ -1,1 +1,298 @@
-//! TODO
+//! The rootfs on the controller (SPEC §3): `spec.image` resolved to a directory (an archive
+//! is unpacked once into a cache keyed by its content hash), `--overlay` directories and
+//! `Config` documents layered on top, per-architecture merged trees with content hashes
+//! cached across runs, and the template syntax check that runs before any host is touched.
+
+mod config;
+mod extract;
+mod hashcache;
+mod templates;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{config_layer, merge_yaml};
+pub use extract::Compression;
+pub use hashcache::HashCache;
+pub use templates::check_templates;
+
+use installer_proto::rootfs::{ARCH_DIRS, MergedTree};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+/// Why the rootfs cannot be used. Every variant names the file or directory at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// `spec.image` names nothing.
+    #[error(
+        "spec.image {image:?}: {} does not exist; give a rootfs directory or a .tar, .tar.gz or .tar.zst of one (relative paths are relative to the Clusterfile's directory)",
+        path.display()
+    )]
+    NotFound {
+        /// As written.
+        image: String,
+        /// As resolved.
+        path: PathBuf,
+    },
+    /// `spec.image` is a file of another kind.
+    #[error(
+        "spec.image {image:?}: {} is neither a directory nor a .tar, .tar.gz or .tar.zst file; give the rootfs in one of those forms",
+        path.display()
+    )]
+    UnknownFormat {
+        /// As written.
+        image: String,
+        /// As resolved.
+        path: PathBuf,
+    },
+    /// An archive entry that would escape or is not a plain tree.
+    #[error(
+        "{}: entry {entry:?}: {reason}; the archive must hold a plain rootfs tree whose paths and links stay inside it",
+        archive.display()
+    )]
+    UnsafeEntry {
+        /// The archive.
+        archive: PathBuf,
+        /// The entry's name as stored.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The archive cannot be read.
+    #[error("{}: {source}; check that the file is a complete archive of the kind its name says", archive.display())]
+    Archive {
+        /// The archive.
+        archive: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// An `--overlay` that is not a directory.
+    #[error(
+        "--overlay {}: not a directory; give a directory laid out like the rootfs (e.g. holding scripts/preHook.sh)",
+        .0.display()
+    )]
+    Overlay(PathBuf),
+    /// A `kind: Config` cannot be applied.
+    #[error("Config {name:?} (spec.path {path}): {reason}")]
+    Config {
+        /// `metadata.name`.
+        name: String,
+        /// `spec.path`.
+        path: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// A template does not parse.
+    #[error("{message} (file {})", file.display())]
+    Template {
+        /// The file on the controller the template came from (base, arch subtree or layer).
+        file: PathBuf,
+        /// `rootfs path:line:col: what is wrong` from the parser.
+        message: String,
+    },
+    /// Forming the merged tree failed (names the path).
+    #[error(transparent)]
+    Merge(#[from] installer_proto::rootfs::RootfsError),
+    /// Local I/O failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Where unpacked archives and the hash cache live: `$XDG_CACHE_HOME/installer`, else
+/// `~/.cache/installer`, else a directory under the system temp dir.
+pub fn cache_dir() -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(x) = non_empty("XDG_CACHE_HOME") {
+        PathBuf::from(x).join("installer")
+    } else if let Some(h) = non_empty("HOME") {
+        PathBuf::from(h).join(".cache/installer")
+    } else {
+        std::env::temp_dir().join("installer-cache")
+    }
+}
+
+/// The rootfs as a local directory, plus what the run keeps alive for it (the hash cache,
+/// the temporary `Config` layers).
+#[derive(Debug)]
+pub struct ResolvedRootfs {
+    dir: PathBuf,
+    archive: Option<PathBuf>,
+    hashes: Mutex<HashCache>,
+    layers: Mutex<Vec<tempfile::TempDir>>,
+}
+
+/// Resolves `image` (`spec.image`; relative to `clusterfile_dir`, `~/` expanded) to a
+/// directory. An archive is unpacked into `cache_dir/rootfs/<sha256 of the archive>`
+/// unless an earlier run already did; the archive's hash itself is cached by size and mtime.
+/// An archive holding a single top-level directory (`tar czf r.tgz myrootfs/`) resolves to
+/// that directory.
+pub fn resolve(
+    image: &str,
+    clusterfile_dir: &Path,
+    cache_dir: &Path,
+) -> Result<ResolvedRootfs, RootfsError> {
+    let path = expand(image, clusterfile_dir);
+    let meta = fs::metadata(&path).map_err(|_| RootfsError::NotFound {
+        image: image.to_string(),
+        path: path.clone(),
+    })?;
+    let mut hashes = HashCache::load(&cache_dir.join("hashes.json"));
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| RootfsError::Io { path: p, source }
+    };
+    let (dir, archive) = if meta.is_dir() {
+        (fs::canonicalize(&path).map_err(io(&path))?, None)
+    } else if let Some(compression) = meta
+        .is_file()
+        .then(|| Compression::from_name(&path))
+        .flatten()
+    {
+        let sha = hashes.hash(&path, &meta).map_err(io(&path))?;
+        let unpacked = extract::unpack_cached(&path, compression, &cache_dir.join("rootfs"), &sha)?;
+        let dir = single_top_dir(&unpacked).unwrap_or(unpacked);
+        (dir, Some(fs::canonicalize(&path).map_err(io(&path))?))
+    } else {
+        return Err(RootfsError::UnknownFormat {
+            image: image.to_string(),
+            path,
+        });
+    };
+    if let Err(e) = hashes.save() {
+        tracing::warn!(error = %e, "could not save the hash cache; the next run will hash again");
+    }
+    Ok(ResolvedRootfs {
+        dir,
+        archive,
+        hashes: Mutex::new(hashes),
+        layers: Mutex::new(Vec::new()),
+    })
+}
+
+fn expand(image: &str, base: &Path) -> PathBuf {
+    let home = std::env::var_os("HOME");
+    match (image.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => base.join(image),
+    }
+}
+
+/// The one directory inside `dir` when it holds exactly one entry, a directory whose name is
+/// not part of the rootfs layout (so a rootfs holding only `bin/` stays as it is).
+fn single_top_dir(dir: &Path) -> Option<PathBuf> {
+    let mut entries = fs::read_dir(dir).ok()?;
+    let only = entries.next()?.ok()?;
+    if entries.next().is_some() {
+        return None;
+    }
+    let name = only.file_name();
+    let layout = [
+        "bin",
+        "etc",
+        "scripts",
+        "images",
+        "registry",
+        "statics",
+        "plugins",
+        "applications",
+        "manifests",
+        "charts",
+        "rootfs",
+        "amd64",
+        "arm64",
+        "cri",
+    ];
+    let is_layout = name.to_str().is_some_and(|n| layout.contains(&n));
+    (only.file_type().ok()?.is_dir() && !is_layout).then(|| only.path())
+}
+
+/// Checks that every overlay is an existing directory.
+pub fn check_overlays(overlays: &[PathBuf]) -> Result<(), RootfsError> {
+    match overlays.iter().find(|o| !o.is_dir()) {
+        Some(o) => Err(RootfsError::Overlay(o.clone())),
+        None => Ok(()),
+    }
+}
+
+impl ResolvedRootfs {
+    /// The rootfs directory (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The archive it was unpacked from, if any.
+    pub fn archive(&self) -> Option<&Path> {
+        self.archive.as_deref()
+    }
+
+    /// The architectures the rootfs has subtrees for; `["amd64"]` standing for "any" when
+    /// it has none (the tree is then the same for every host).
+    pub fn arches(&self) -> Vec<&'static str> {
+        let present: Vec<&'static str> = ARCH_DIRS
+            .iter()
+            .copied()
+            .filter(|a| self.dir.join(a).is_dir())
+            .collect();
+        if present.is_empty() {
+            vec![ARCH_DIRS[0]]
+        } else {
+            present
+        }
+    }
+
+    /// The merged tree for `arch` (`amd64`/`arm64`) with `layers` on top (overlays, then
+    /// the Config layer), content hashes from the persistent cache.
+    pub fn merged(&self, arch: &str, layers: &[PathBuf]) -> Result<MergedTree, RootfsError> {
+        check_overlays(layers)?;
+        // A panic while hashing cannot leave the cache inconsistent (records are inserted
+        // whole), so a poisoned lock is still usable.
+        let mut cache = self.hashes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (hits, misses) = (cache.hits, cache.misses);
+        let tree = MergedTree::merge(&self.dir, arch, layers, &mut |p, m| cache.hash(p, m))?;
+        tracing::debug!(
+            arch,
+            cached = cache.hits - hits,
+            hashed = cache.misses - misses,
+            "merged rootfs"
+        );
+        if let Err(e) = cache.save() {
+            tracing::warn!(error = %e, "could not save the hash cache; the next run will hash again");
+        }
+        Ok(tree)
+    }
+
+    /// The merged tree without content hashes: what is where, for checks that read only a
+    /// few files.
+    pub(crate) fn walk(&self, arch: &str, layers: &[PathBuf]) -> Result<MergedTree, RootfsError> {
+        check_overlays(layers)?;
+        Ok(MergedTree::merge(&self.dir, arch, layers, &mut |_, _| {
+            Ok(String::new())
+        })?)
+    }
+
+    /// Keeps a temporary layer alive as long as the rootfs is.
+    fn keep_layer(&self, dir: tempfile::TempDir) {
+        self.layers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dir);
+    }
+}
+
+/// [`ResolvedRootfs::merged`] as a free function.
+pub fn merge_for(
+    resolved: &ResolvedRootfs,
+    arch: &str,
+    layers: &[PathBuf],
+) -> Result<MergedTree, RootfsError> {
+    resolved.merged(arch, layers)
+}

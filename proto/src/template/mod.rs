@@ -1,1 +1,56 @@
-//! Go-template subset used by rootfs `.tmpl` files (SPEC §4).
+//! sealer's Go-template forms, rendered by a small dedicated engine (SPEC §4).
+//!
+//! Why not tera: it cannot parse `{{ .Key }}`, and translating Go's forms (`or`, `eq` with
+//! several operands, `with`, `-}}` trims) onto it would leave two languages half-matching.
+//! Why not gtmpl: it hangs on an unclosed action. This engine is small, never loops on any
+//! input, and knows the one rule sealer's templates need that Go's does not have: printing
+//! an undefined key is an error with `file:line:col`, while inside `if`, `with`, `or`,
+//! `and`, `not` (and `eq`/`ne`, which compare it as "") an undefined key is simply false.
+//!
+//! Supported: text; `{{ .Key }}`, `{{ . }}` inside with/range, `$var` and `$x := …`;
+//! string (`"…"`, `` `…` ``), integer and boolean literals; pipelines; `( … )`;
+//! `if`/`else if`/`else`/`end`, `with`/`else`, `range` (over `splitList`), `{{-`/`-}}`,
+//! `{{/* comments */}}`; the functions in [`funcs::NAMES`]. `define`, `template` and
+//! `block` are refused with a message.
+
+mod error;
+mod eval;
+mod funcs;
+mod lexer;
+mod parser;
+
+use crate::env::Env;
+
+pub use error::TemplateError;
+pub use funcs::NAMES as FUNCTIONS;
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    nodes: Vec<parser::Node>,
+}
+
+impl Template {
+    /// Parses `src`; `name` is used in error messages.
+    pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
+        let pieces = lexer::lex(name, src)?;
+        let nodes = parser::parse(name, pieces)?;
+        Ok(Template {
+            name: name.to_string(),
+            nodes,
+        })
+    }
+
+    /// Renders against a host's env.
+    pub fn render(&self, env: &Env) -> Result<String, TemplateError> {
+        let mut e = eval::Eval::new(&self.name, env);
+        e.nodes(&self.nodes, &eval::Value::Env)?;
+        Ok(e.out)
+    }
+}
+
+/// Parses and renders in one go.
+pub fn render(name: &str, src: &str, env: &Env) -> Result<String, TemplateError> {
+    Template::parse(name, src)?.render(env)
+}

@@ -44,4 +44,9 @@ printf 'ops ALL=(ALL:ALL) NOPASSWD: ALL\nopspw ALL=(ALL:ALL) ALL\n' > /etc/sudoe
 chmod 0440 /etc/sudoers.d/testenv-users
 visudo -c -q
 
+# Like hardened production hosts, sshd drops clients that stop answering (15 s), so a
+# session whose controller was cut off ends and its agent releases the cluster lock.
+mkdir -p /etc/ssh/sshd_config.d
+printf 'ClientAliveInterval 5\nClientAliveCountMax 3\n' > /etc/ssh/sshd_config.d/10-testenv-alive.conf
+
 install -d -m 0700 /root/.ssh

@@ -1,0 +1,315 @@
+//! One apply on this host: validate the plan, take the cluster lock, learn what content the
+//! host lacks, receive it, then run the steps in order — skipping those whose inputs did not
+//! change, stopping at the first failure (the next apply resumes there).
+
+use crate::fsutil;
+use crate::index::RootfsIndex;
+use crate::journal::{Journal, StepRecord};
+use crate::lock::ClusterLock;
+use crate::paths::ClusterPaths;
+use crate::receive::Receiver;
+use crate::root::HostRoot;
+use crate::sink::Sink;
+use crate::steps::{self, Ctx, Step};
+use installer_proto::event::{Event, Outcome};
+use installer_proto::manifest::join_rel;
+use installer_proto::plan::{Plan, StepKind};
+use std::time::Instant;
+
+/// Why an apply could not start or continue.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The plan is not acceptable.
+    #[error("the plan is invalid: {0}")]
+    Plan(#[from] installer_proto::plan::PlanError),
+    /// The lock is held.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// Creating the cluster directory failed.
+    #[error(transparent)]
+    Fs(#[from] fsutil::FsError),
+    /// Receiving content failed.
+    #[error(transparent)]
+    Receive(#[from] crate::receive::ReceiveError),
+    /// A request came out of order.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// What the host lacks of a plan.
+#[derive(Debug, Clone, Default)]
+pub struct Need {
+    /// Paths to send.
+    pub files: Vec<String>,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files already present.
+    pub have_files: u64,
+    /// Their bytes.
+    pub have_bytes: u64,
+}
+
+/// An apply in progress.
+pub struct Apply {
+    root: HostRoot,
+    plan: Plan,
+    paths: ClusterPaths,
+    dry_run: bool,
+    need: Need,
+    journal: Option<Journal>,
+    _lock: Option<ClusterLock>,
+}
+
+impl Apply {
+    /// Accepts a plan: validates it and, unless `dry_run`, takes the cluster lock and opens
+    /// the journal (creating the cluster directory, recorded for clean).
+    pub fn offer(root: HostRoot, plan: Plan, dry_run: bool) -> Result<Apply, ApplyError> {
+        plan.validate()?;
+        let paths = ClusterPaths::new(&root, &plan.data_root, &plan.cluster);
+        let (lock, journal) = if dry_run {
+            (None, None)
+        } else {
+            let created = fsutil::create_dirs(&paths.cluster_dir)?;
+            let lock = ClusterLock::take(&paths.lock, &plan.cluster)?;
+            let mut journal = Journal::open(&paths.state, &plan.cluster, &plan.data_root)?;
+            if !created.is_empty() {
+                let prefix = root.path("/");
+                let host: Vec<String> = created
+                    .iter()
+                    .map(|p| {
+                        format!("/{}", p.strip_prefix(&prefix).unwrap_or(p).display())
+                            .replace("//", "/")
+                    })
+                    .collect();
+                journal.update(|r| {
+                    for h in host {
+                        if !r.created_dirs.contains(&h) {
+                            r.created_dirs.push(h);
+                        }
+                    }
+                })?;
+            }
+            (Some(lock), Some(journal))
+        };
+        let mut apply = Apply {
+            root,
+            plan,
+            paths,
+            dry_run,
+            need: Need::default(),
+            journal,
+            _lock: lock,
+        };
+        apply.need = apply.compute_need();
+        Ok(apply)
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// What the host lacks.
+    pub fn need(&self) -> &Need {
+        &self.need
+    }
+
+    /// Compares the manifest with the rootfs copy (and content already staged by an
+    /// interrupted transfer).
+    fn compute_need(&self) -> Need {
+        let mut index = RootfsIndex::load(&self.paths.state);
+        let mut need = Need::default();
+        for entry in self.plan.manifest.files() {
+            let want = entry.sha256().unwrap_or_default();
+            let staged = join_rel(&self.paths.staging, &entry.path)
+                .ok()
+                .and_then(|p| installer_proto::manifest::sha256_file(&p).ok());
+            let placed = join_rel(&self.paths.rootfs, &entry.path)
+                .ok()
+                .and_then(|p| index.hash(&entry.path, &p));
+            if staged.as_deref() == Some(want) || placed.as_deref() == Some(want) {
+                need.have_files += 1;
+                need.have_bytes += entry.size();
+            } else {
+                need.files.push(entry.path.clone());
+                need.bytes += entry.size();
+            }
+        }
+        if !self.dry_run {
+            // Only a cache: failing to save it costs time on the next apply, nothing else.
+            let _ = index.save(&self.paths.state);
+        }
+        need
+    }
+
+    /// A receiver for the needed files.
+    pub fn receiver(&self) -> Result<Receiver<'_>, ApplyError> {
+        if self.dry_run {
+            return Err(ApplyError::Protocol("a dry run receives no files".into()));
+        }
+        std::fs::create_dir_all(&self.paths.staging)
+            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        Ok(Receiver::new(
+            &self.plan.manifest,
+            &self.need.files,
+            &self.paths.staging,
+        ))
+    }
+
+    /// Marks the needed files as received (after the receiver finished).
+    pub fn received(&mut self) {
+        self.need.files.clear();
+    }
+
+    /// Reads the current content of a rootfs file (staged first, then placed).
+    fn read(&self, rel: &str) -> Option<String> {
+        let staged = join_rel(&self.paths.staging, rel).ok()?;
+        std::fs::read_to_string(&staged)
+            .ok()
+            .or_else(|| std::fs::read_to_string(join_rel(&self.paths.rootfs, rel).ok()?).ok())
+    }
+
+    /// Runs (or, in a dry run, reports) the steps up to and including `stop_after`'s kind.
+    pub fn run(&mut self, force: bool, stop_after: Option<StepKind>, sink: &dyn Sink) -> Outcome {
+        let mut outcome = Outcome {
+            ok: true,
+            ..Outcome::default()
+        };
+        let steps: Vec<Step> = steps::steps_for(&self.plan)
+            .into_iter()
+            .filter(|s| stop_after.is_none_or(|k| s.kind <= k))
+            .collect();
+        if let Some(journal) = self.journal.as_mut()
+            && let Err(e) = journal.update(|r| r.env = self.plan.env.clone())
+        {
+            return failed(outcome, "journal", e.to_string());
+        }
+        let staged_any =
+            std::fs::read_dir(&self.paths.staging).is_ok_and(|mut d| d.next().is_some());
+        if !staged_any && !self.dry_run {
+            // An empty staging directory left by a transfer that needed nothing.
+            let _ = std::fs::remove_dir(&self.paths.staging);
+        }
+        for step in steps {
+            if !sink.alive() {
+                return failed(
+                    outcome,
+                    &step.id,
+                    "the controller went away; no further step was started".into(),
+                );
+            }
+            let hash = step.input_hash(&self.plan, &self.root, &|rel| self.read(rel));
+            let last = self.recorded(&step.id);
+            let unchanged = last.as_ref().is_some_and(|r| r.ok && r.input_hash == hash)
+                && !(step.kind == StepKind::PlaceRootfs && staged_any);
+            if unchanged && !force {
+                outcome.skipped += 1;
+                sink.event(Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason: "inputs unchanged since it last succeeded".into(),
+                });
+                continue;
+            }
+            let reason = match &last {
+                _ if force => "forced",
+                None => "never ran",
+                Some(r) if !r.ok => "resumes after a failure",
+                Some(_) => "inputs changed",
+            };
+            if self.dry_run {
+                outcome.ran += 1;
+                sink.event(Event::WouldRun {
+                    step: step.id.clone(),
+                    reason: reason.into(),
+                });
+                continue;
+            }
+            let Some(journal) = self.journal.as_mut() else {
+                return failed(
+                    outcome,
+                    &step.id,
+                    "internal: no journal outside a dry run".into(),
+                );
+            };
+            let record = StepRecord {
+                input_hash: hash.clone(),
+                ok: false,
+            };
+            if let Err(e) = journal.update(|r| {
+                r.started.insert(step.id.clone());
+                r.steps.insert(step.id.clone(), record);
+                r.failed_step = None;
+            }) {
+                return failed(outcome, &step.id, e.to_string());
+            }
+            sink.event(Event::StepStarted {
+                step: step.id.clone(),
+                kind: step.kind,
+            });
+            let started = Instant::now();
+            let mut ctx = Ctx {
+                root: &self.root,
+                plan: &self.plan,
+                paths: &self.paths,
+                journal,
+                sink,
+            };
+            let result = step.run(&mut ctx);
+            let journal = ctx.journal;
+            match result {
+                Ok(written) => {
+                    let saved = journal.update(|r| {
+                        r.steps.insert(
+                            step.id.clone(),
+                            StepRecord {
+                                input_hash: hash,
+                                ok: true,
+                            },
+                        );
+                    });
+                    if let Err(e) = saved {
+                        return failed(outcome, &step.id, e.to_string());
+                    }
+                    outcome.ran += 1;
+                    sink.event(Event::StepDone {
+                        step: step.id.clone(),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                        files: written.files,
+                        bytes: written.bytes,
+                    });
+                }
+                Err(error) => {
+                    let _ = journal.update(|r| r.failed_step = Some(step.id.clone()));
+                    let message = error.message.clone();
+                    sink.event(Event::StepFailed {
+                        step: step.id.clone(),
+                        error,
+                    });
+                    return failed(outcome, &step.id, message);
+                }
+            }
+        }
+        outcome
+    }
+
+    fn recorded(&self, id: &str) -> Option<StepRecord> {
+        match &self.journal {
+            Some(j) => j.record.steps.get(id).cloned(),
+            // A dry run reads the journal without opening it for writing.
+            None => Journal::load(&self.paths.state)
+                .ok()
+                .flatten()
+                .and_then(|j| j.record.steps.get(id).cloned()),
+        }
+    }
+}
+
+fn failed(mut outcome: Outcome, step: &str, message: String) -> Outcome {
+    outcome.ok = false;
+    outcome.failed_step = Some(step.to_string());
+    outcome.error = Some(message);
+    outcome
+}

@@ -1,0 +1,226 @@
+//! The controller-driven face: wire messages in on stdin, events and answers out on stdout
+//! (see `installer_proto::wire` for the session). Diagnostics go to stderr; stdout belongs to
+//! the protocol.
+
+use crate::apply::Apply;
+use crate::clean::{self, CleanRequest};
+use crate::facts;
+use crate::receive::{ChunkReader, Totals};
+use crate::root::HostRoot;
+use crate::sink::WireSink;
+use installer_proto::wire::{
+    AgentMsg, ControllerMsg, PROTOCOL_VERSION, WireError, read_chunk, read_msg, write_msg,
+};
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why a session ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Reading from the controller failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Writing to the controller failed.
+    #[error("writing to the controller: {0}")]
+    Io(#[from] std::io::Error),
+    /// The controller speaks another protocol version.
+    #[error(
+        "the controller speaks protocol {0}, this agent {PROTOCOL_VERSION}; use matching builds"
+    )]
+    Version(u32),
+}
+
+/// Serves one session.
+pub fn serve<R: BufRead, W: Write + Send + 'static>(
+    root: HostRoot,
+    mut input: R,
+    output: W,
+) -> Result<(), ServeError> {
+    let out = Arc::new(Mutex::new(output));
+    let send = |msg: &AgentMsg| -> Result<(), ServeError> {
+        let mut w = out
+            .lock()
+            .map_err(|_| std::io::Error::other("output lock poisoned"))?;
+        write_msg(&mut *w, msg)?;
+        Ok(())
+    };
+    send(&AgentMsg::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        agent_version: facts::AGENT_VERSION.to_string(),
+        arch: facts::machine(),
+    })?;
+    let sink = WireSink::new(out.clone());
+    let mut apply: Option<Apply> = None;
+    let mut chunk = Vec::new();
+    while let Some(msg) = read_msg::<_, ControllerMsg>(&mut input)? {
+        match msg {
+            ControllerMsg::Hello {
+                protocol_version, ..
+            } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    let err = ServeError::Version(protocol_version);
+                    send(&AgentMsg::Error {
+                        message: err.to_string(),
+                    })?;
+                    return Err(err);
+                }
+            }
+            ControllerMsg::Facts { data_root, cluster } => {
+                let f = facts::gather(&root, &data_root, Some(&cluster));
+                send(&AgentMsg::Facts(Box::new(f)))?;
+            }
+            ControllerMsg::Offer { plan, dry_run } => {
+                apply = None; // releases an earlier lock first
+                match Apply::offer(root.clone(), *plan, dry_run) {
+                    Ok(a) => {
+                        let need = a.need().clone();
+                        apply = Some(a);
+                        send(&AgentMsg::Need {
+                            files: need.files,
+                            bytes: need.bytes,
+                            have_files: need.have_files,
+                            have_bytes: need.have_bytes,
+                        })?;
+                    }
+                    Err(e) => send(&AgentMsg::Error {
+                        message: e.to_string(),
+                    })?,
+                }
+            }
+            ControllerMsg::Chunk { len } => {
+                read_chunk(&mut input, len, &mut chunk)?;
+                let first = std::mem::take(&mut chunk);
+                let result = match apply.as_mut() {
+                    Some(a) => receive(a, first, &mut input),
+                    None => {
+                        drain(&mut input)?;
+                        Ok(Err(
+                            "file content arrived before a plan was offered".to_string()
+                        ))
+                    }
+                }?;
+                send(&match result {
+                    Ok(t) => AgentMsg::Received {
+                        files: t.files,
+                        bytes: t.bytes,
+                    },
+                    Err(message) => AgentMsg::Error { message },
+                })?;
+            }
+            ControllerMsg::FilesEnd => {
+                let result = match apply.as_mut() {
+                    Some(a) => a
+                        .receiver()
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.finish().map_err(|e| e.to_string())),
+                    None => Err("no plan was offered".to_string()),
+                };
+                send(&match result {
+                    Ok(t) => AgentMsg::Received {
+                        files: t.files,
+                        bytes: t.bytes,
+                    },
+                    Err(message) => AgentMsg::Error { message },
+                })?;
+            }
+            ControllerMsg::Run { force, stop_after } => match apply.as_mut() {
+                Some(a) => {
+                    let outcome = a.run(force, stop_after, &sink);
+                    send(&AgentMsg::Done(outcome))?;
+                }
+                None => send(&AgentMsg::Error {
+                    message: "Run before Offer: no plan to run".into(),
+                })?,
+            },
+            ControllerMsg::Clean {
+                cluster,
+                data_root,
+                keep_rootfs,
+                plugins,
+                env,
+                remove_agent,
+            } => {
+                apply = None;
+                let req = CleanRequest {
+                    cluster,
+                    data_root,
+                    keep_rootfs,
+                    plugins,
+                    env,
+                    remove_agent,
+                    script_timeout: Duration::from_secs(
+                        installer_proto::plan::Timeouts::default().script_secs,
+                    ),
+                };
+                match clean::clean(&root, &req, &sink) {
+                    Ok(outcome) => send(&AgentMsg::Done(outcome))?,
+                    Err(e) => send(&AgentMsg::Error {
+                        message: e.to_string(),
+                    })?,
+                }
+            }
+            ControllerMsg::Bye => break,
+        }
+    }
+    Ok(())
+}
+
+/// Reads and discards chunks up to `FilesEnd`, keeping the stream in step after a refusal.
+fn drain<R: BufRead>(input: &mut R) -> Result<(), ServeError> {
+    let mut buf = Vec::new();
+    while let Some(msg) = read_msg::<_, ControllerMsg>(input)? {
+        match msg {
+            ControllerMsg::Chunk { len } => read_chunk(input, len, &mut buf)?,
+            ControllerMsg::FilesEnd => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Receives the tar stream that starts with `first` and runs until `FilesEnd`. The outer
+/// `Err` is a broken session; the inner one a refused transfer (reported, session goes on).
+fn receive<R: BufRead>(
+    apply: &mut Apply,
+    first: Vec<u8>,
+    input: &mut R,
+) -> Result<Result<Totals, String>, ServeError> {
+    let receiver = match apply.receiver() {
+        Ok(r) => r,
+        Err(e) => {
+            drain(input)?;
+            return Ok(Err(e.to_string()));
+        }
+    };
+    let result = std::thread::scope(|s| -> Result<Result<Totals, String>, ServeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let worker = s.spawn(move || {
+            let mut receiver = receiver;
+            receiver.accept_tar_zst(ChunkReader::new(rx))?;
+            receiver.finish()
+        });
+        // Once the worker stops (a refused entry), sends fail; keep reading to FilesEnd.
+        let _ = tx.send(first);
+        let mut buf = Vec::new();
+        loop {
+            match read_msg::<_, ControllerMsg>(input)? {
+                Some(ControllerMsg::Chunk { len }) => {
+                    read_chunk(input, len, &mut buf)?;
+                    let _ = tx.send(std::mem::take(&mut buf));
+                }
+                Some(ControllerMsg::FilesEnd) | None => break,
+                Some(_) => {}
+            }
+        }
+        drop(tx);
+        Ok(match worker.join() {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("the receiving thread panicked".into()),
+        })
+    })?;
+    if result.is_ok() {
+        apply.received();
+    }
+    Ok(result)
+}

@@ -1,0 +1,151 @@
+//! Write the tagged `/etc/hosts` lines (`<ip> <names> #hostalias-set-by-sealer`): replace
+//! tagged lines for the same names, leave every other line byte-identical, and record what
+//! was added and replaced so `clean` puts the file back.
+
+use super::{Ctx, StepResult, Written, step_err};
+use crate::fsutil;
+use crate::journal::HostsRecord;
+use installer_proto::plan::HOSTS_TAG;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The hosts file.
+pub const HOSTS_FILE: &str = "/etc/hosts";
+
+fn is_tagged(line: &str) -> bool {
+    line.trim_end().ends_with(HOSTS_TAG)
+}
+
+fn names_of(line: &str) -> Vec<&str> {
+    line.split('#')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .collect()
+}
+
+/// Runs the step.
+pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+    let path = ctx.root.path(HOSTS_FILE);
+    if let Some(dir) = path.parent() {
+        let created = fsutil::create_dirs(dir).map_err(step_err)?;
+        super::bin::record_created_dirs(ctx, &created)?;
+    }
+    let old = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(step_err(fsutil::ctx(&path, "reading")(e))),
+    };
+    let mut record = ctx.journal.record.hosts.clone().unwrap_or_default();
+    if ctx.journal.record.hosts.is_none() {
+        record.no_final_newline = !old.is_empty() && !old.ends_with('\n');
+        record.existed = path.exists();
+    }
+    let wanted: Vec<String> = ctx.plan.hosts_entries.iter().map(|e| e.line()).collect();
+    let wanted_names: Vec<&str> = ctx
+        .plan
+        .hosts_entries
+        .iter()
+        .flat_map(|e| e.names.iter().map(String::as_str))
+        .collect();
+    // Our lines go where the first line they replace was (or at the end), so clean can put
+    // the replaced lines back in their place.
+    let mut lines: Vec<String> = Vec::new();
+    let mut inserted = false;
+    for line in old.lines() {
+        let ours = is_tagged(line) && record.added.iter().any(|a| a == line);
+        let replaces =
+            is_tagged(line) && !ours && names_of(line).iter().any(|n| wanted_names.contains(n));
+        if ours || replaces {
+            if replaces && !record.replaced.iter().any(|r| r == line) {
+                record.replaced.push(line.to_string());
+            }
+            if !inserted {
+                lines.extend(wanted.iter().cloned());
+                inserted = true;
+            }
+            continue;
+        }
+        lines.push(line.to_string());
+    }
+    if !inserted {
+        lines.extend(wanted.iter().cloned());
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    record.added = wanted;
+    // Write-ahead: the record names every line before the file holds it.
+    ctx.journal
+        .update(|r| r.hosts = Some(record))
+        .map_err(step_err)?;
+    write_hosts(&path, &text).map_err(step_err)?;
+    Ok(Written {
+        files: 1,
+        bytes: text.len() as u64,
+    })
+}
+
+/// Writes the hosts file atomically; when it is a mount point that cannot be replaced (a
+/// container runtime's bind mount answers EBUSY), rewrites it in place instead.
+pub fn write_hosts(path: &Path, text: &str) -> Result<(), fsutil::FsError> {
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    match fsutil::write_atomic(path, text.as_bytes(), mode) {
+        Ok(()) => Ok(()),
+        Err(e) if e.source.raw_os_error() == Some(nix::libc::EBUSY) => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .map_err(fsutil::ctx(path, "opening"))?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(fsutil::ctx(path, "writing in place"))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Undoes the recorded edits: removes the added lines, puts replaced lines back. Returns
+/// whether the file changed.
+pub fn undo(path: &Path, record: &HostsRecord) -> Result<bool, fsutil::FsError> {
+    let old = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(fsutil::ctx(path, "reading")(e)),
+    };
+    let mut lines: Vec<&str> = Vec::new();
+    let mut restored = false;
+    for line in old.lines() {
+        if is_tagged(line) && record.added.iter().any(|a| a == line) {
+            if !restored {
+                lines.extend(record.replaced.iter().map(String::as_str));
+                restored = true;
+            }
+            continue;
+        }
+        lines.push(line);
+    }
+    if !restored {
+        lines.extend(record.replaced.iter().map(String::as_str));
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() && !record.no_final_newline {
+        text.push('\n');
+    }
+    if text == old {
+        return Ok(false);
+    }
+    if text.is_empty() && !record.existed {
+        fsutil::remove_file_if_exists(path)?;
+        return Ok(true);
+    }
+    write_hosts(path, &text)?;
+    Ok(true)
+}

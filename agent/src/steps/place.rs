@@ -1,0 +1,131 @@
+//! Place the rootfs: make `<dataRoot>/<cluster>/rootfs` match the plan's manifest — verified
+//! staged files renamed into place, directories and symlinks as listed, modes as listed,
+//! anything the manifest no longer lists removed (rendered outputs of listed templates kept).
+
+use super::{Ctx, StepResult, Written, step_err};
+use crate::fsutil;
+use crate::index::RootfsIndex;
+use installer_proto::manifest::{EntryKind, join_rel};
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Runs the step.
+pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+    let rootfs = &ctx.paths.rootfs;
+    let staging = &ctx.paths.staging;
+    fs::create_dir_all(rootfs).map_err(|e| step_err(fsutil::ctx(rootfs, "creating")(e)))?;
+    let mut index = RootfsIndex::load(&ctx.paths.state);
+    let mut written = Written::default();
+    for entry in &ctx.plan.manifest.entries {
+        let target = join_rel(rootfs, &entry.path).map_err(step_err)?;
+        match &entry.kind {
+            EntryKind::Dir => {
+                match fs::symlink_metadata(&target) {
+                    Ok(m) if m.file_type().is_dir() => {}
+                    Ok(_) => {
+                        fs::remove_file(&target)
+                            .map_err(|e| step_err(fsutil::ctx(&target, "removing")(e)))?;
+                        fs::create_dir(&target)
+                            .map_err(|e| step_err(fsutil::ctx(&target, "creating")(e)))?;
+                    }
+                    Err(_) => fs::create_dir(&target)
+                        .map_err(|e| step_err(fsutil::ctx(&target, "creating")(e)))?,
+                }
+                set_mode(&target, entry.mode)?;
+            }
+            EntryKind::File { size, sha256 } => {
+                let staged = join_rel(staging, &entry.path).map_err(step_err)?;
+                if staged.is_file() {
+                    clear_non_file(&target)?;
+                    fs::rename(&staged, &target)
+                        .map_err(|e| step_err(fsutil::ctx(&target, "moving into place")(e)))?;
+                    written.files += 1;
+                    written.bytes += size;
+                } else if index.hash(&entry.path, &target).as_deref() != Some(sha256.as_str()) {
+                    return Err(step_err(format!(
+                        "{}: the host's copy does not match the plan and no new content arrived; run apply again to resend it",
+                        entry.path
+                    )));
+                }
+                set_mode(&target, entry.mode)?;
+                // The rename and chmod changed the mtime/ctime the index keys on; refresh.
+                index.hash(&entry.path, &target);
+            }
+            EntryKind::Symlink { target: link } => {
+                let current = fs::read_link(&target).ok();
+                if current.as_deref() != Some(Path::new(link)) {
+                    clear_any(&target)?;
+                    std::os::unix::fs::symlink(link, &target)
+                        .map_err(|e| step_err(fsutil::ctx(&target, "creating symlink")(e)))?;
+                }
+            }
+        }
+    }
+    remove_unlisted(ctx, rootfs)?;
+    index.retain(&ctx.plan.manifest);
+    index.save(&ctx.paths.state).map_err(step_err)?;
+    if staging.exists() {
+        fs::remove_dir_all(staging).map_err(|e| step_err(fsutil::ctx(staging, "removing")(e)))?;
+    }
+    fsutil::sync_dir(rootfs).map_err(step_err)?;
+    Ok(written)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), installer_proto::event::StepError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| step_err(fsutil::ctx(path, "setting mode")(e)))
+}
+
+/// Removes whatever is at `path` unless it is a regular file.
+fn clear_non_file(path: &Path) -> Result<(), installer_proto::event::StepError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(_) => clear_any(path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn clear_any(path: &Path) -> Result<(), installer_proto::event::StepError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => {
+            fs::remove_dir_all(path).map_err(|e| step_err(fsutil::ctx(path, "removing")(e)))
+        }
+        Ok(_) => fs::remove_file(path).map_err(|e| step_err(fsutil::ctx(path, "removing")(e))),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Removes paths the manifest does not list, keeping rendered outputs of listed templates.
+fn remove_unlisted(ctx: &Ctx<'_>, rootfs: &Path) -> Result<(), installer_proto::event::StepError> {
+    let manifest = &ctx.plan.manifest;
+    let listed: BTreeSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+    let mut stack = vec![(rootfs.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let Ok(items) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in items.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let abs = item.path();
+            let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if listed.contains(path.as_str()) {
+                if is_dir {
+                    stack.push((abs, path));
+                }
+                continue;
+            }
+            if listed.contains(format!("{path}.tmpl").as_str()) {
+                continue;
+            }
+            clear_any(&abs)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `sealer-registry` (SPEC §5.6): `init-registry.sh <port> <dataDir> <domain>` when the rootfs
+//! has it, else the agent loads `images/registry.tar` into the host's runtime (docker,
+//! nerdctl or ctr) and runs it on the host network with `<rootfs>/registry` mounted at
+//! `/var/lib/registry`. Then wait until `http://<domain>:<port>/v2/` answers 200 or 401.
+
+use super::{Ctx, StepResult, Written, step_err};
+use crate::exec::{self, Job};
+use crate::runtime::Runtime;
+use installer_proto::event::{Event, StepError};
+use installer_proto::plan::REGISTRY_CONTAINER;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// The registry image inside the rootfs.
+pub const REGISTRY_TAR: &str = "images/registry.tar";
+
+/// Runs the step.
+pub fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepResult {
+    // Write-ahead: clean must know a registry may exist even if this step dies half-way.
+    ctx.journal
+        .update(|r| r.registry_started = true)
+        .map_err(step_err)?;
+    let port = ctx.plan.registry.port.to_string();
+    let data_dir = format!("{}/registry", ctx.paths.host_rootfs);
+    match script {
+        Some(rel) => {
+            let args = vec![port, data_dir, ctx.plan.registry.domain.clone()];
+            super::scripts::run_script(ctx, step, rel, &args)?;
+        }
+        None if ctx.root.is_real() => start_builtin(ctx, step)?,
+        None => {
+            ctx.sink.event(Event::Warning {
+                message:
+                    "--root mode: not starting sealer-registry (no container runtime is touched)"
+                        .into(),
+            });
+            return Ok(Written::default());
+        }
+    }
+    if !ctx.root.is_real() {
+        ctx.sink.event(Event::Warning {
+            message: "--root mode: not waiting for the registry to answer".into(),
+        });
+        return Ok(Written::default());
+    }
+    wait_for_v2(ctx)?;
+    Ok(Written::default())
+}
+
+fn start_builtin(ctx: &mut Ctx<'_>, step: &str) -> Result<(), StepError> {
+    let runtime = Runtime::detect().ok_or_else(|| {
+        step_err("no container runtime found (docker, nerdctl or ctr); the rootfs's init-container-runtime.sh must install one before the registry can start")
+    })?;
+    if runtime.is_running(REGISTRY_CONTAINER) {
+        return Ok(());
+    }
+    let tar = ctx.paths.rootfs.join(REGISTRY_TAR);
+    let image = registry_image_name(&tar).map_err(step_err)?;
+    let data = ctx.paths.rootfs.join("registry");
+    std::fs::create_dir_all(&data).map_err(step_err)?;
+    let addr = format!("REGISTRY_HTTP_ADDR=0.0.0.0:{}", ctx.plan.registry.port);
+    for argv in runtime.start_commands(&tar, &image, &data, &addr) {
+        let log = super::scripts::log_path(&ctx.paths.state, step);
+        let job = Job {
+            step: step.to_string(),
+            argv,
+            cwd: ctx.paths.rootfs.clone(),
+            env: super::scripts::script_env(&ctx.plan.env, ctx.root),
+            timeout: Duration::from_secs(ctx.plan.timeouts.script_secs),
+            log,
+        };
+        exec::run(&job, ctx.sink)?;
+    }
+    Ok(())
+}
+
+/// The image name recorded in a docker-save style tar (`manifest.json` `RepoTags[0]`).
+pub fn registry_image_name(tar_path: &std::path::Path) -> Result<String, String> {
+    let file = std::fs::File::open(tar_path).map_err(|e| format!("{}: {e}", tar_path.display()))?;
+    let mut archive = tar::Archive::new(file);
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("{}: {e}", tar_path.display()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{}: {e}", tar_path.display()))?;
+        let is_manifest = entry
+            .path()
+            .map(|p| p.to_string_lossy() == "manifest.json")
+            .unwrap_or(false);
+        if is_manifest {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| format!("{}: manifest.json: {e}", tar_path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: manifest.json: {e}", tar_path.display()))?;
+            if let Some(tag) = v[0]["RepoTags"][0].as_str() {
+                return Ok(tag.to_string());
+            }
+        }
+    }
+    Err(format!(
+        "{}: no manifest.json with RepoTags; build the registry image with `docker save NAME:TAG`",
+        tar_path.display()
+    ))
+}
+
+/// Where `<domain>:<port>` points: the IP the plan's hosts entries give the domain, else DNS.
+fn registry_addr(ctx: &Ctx<'_>) -> Option<SocketAddr> {
+    let reg = &ctx.plan.registry;
+    let ip = ctx
+        .plan
+        .hosts_entries
+        .iter()
+        .find(|e| e.names.iter().any(|n| n == &reg.domain))
+        .map(|e| e.ip.clone());
+    match ip {
+        Some(ip) => format!("{ip}:{}", reg.port).parse().ok(),
+        None => (reg.domain.as_str(), reg.port)
+            .to_socket_addrs()
+            .ok()?
+            .next(),
+    }
+}
+
+/// One `GET /v2/`; the status code if the registry answered.
+pub fn probe_v2(addr: SocketAddr, domain: &str, port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        stream,
+        "GET /v2/ HTTP/1.0\r\nHost: {domain}:{port}\r\nUser-Agent: installer-agent\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).ok()?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_for_v2(ctx: &Ctx<'_>) -> Result<(), StepError> {
+    let reg = &ctx.plan.registry;
+    let url = format!("http://{}:{}/v2/", reg.domain, reg.port);
+    let deadline = Instant::now() + Duration::from_secs(ctx.plan.timeouts.registry_secs);
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        match registry_addr(ctx) {
+            Some(addr) => match probe_v2(addr, &reg.domain, reg.port) {
+                Some(200 | 401) => return Ok(()),
+                Some(code) => last = format!("HTTP {code}"),
+                None => last = format!("nothing answered at {addr}"),
+            },
+            None => last = format!("{} does not resolve", reg.domain),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let tail = Runtime::detect()
+        .map(|rt| rt.logs_tail(REGISTRY_CONTAINER, exec::TAIL_LINES))
+        .unwrap_or_default();
+    Err(StepError {
+        message: format!(
+            "{url} did not answer 200 or 401 within {} s ({last}); the lines below are {REGISTRY_CONTAINER}'s last log lines",
+            ctx.plan.timeouts.registry_secs
+        ),
+        exit_code: None,
+        tail,
+    })
+}

@@ -1,0 +1,68 @@
+//! Run a rootfs script or a Plugin hook with the host env (SPEC §4): values only through the
+//! process environment, cwd `<rootfs>/scripts` (plugins: the rootfs), the plan's timeout,
+//! output streamed and kept in `state/logs/<step>.log`.
+
+use super::{Ctx, StepResult, Written, step_err};
+use crate::exec::{self, Job};
+use crate::root::HostRoot;
+use installer_proto::env::Env;
+use std::path::Path;
+use std::time::Duration;
+
+/// The env a script or hook gets: the plan's env plus `InstallRoot` (empty for the real `/`).
+pub fn script_env(env: &Env, root: &HostRoot) -> Env {
+    let mut env = env.clone();
+    env.insert("InstallRoot".into(), root.install_root());
+    env.entry("PATH".into())
+        .or_insert_with(|| exec::SCRIPT_PATH.to_string());
+    env.entry("HOME".into()).or_insert_with(|| "/root".into());
+    env.entry("LANG".into()).or_insert_with(|| "C.UTF-8".into());
+    env
+}
+
+/// The log file of a step.
+pub fn log_path(state_dir: &Path, step: &str) -> std::path::PathBuf {
+    state_dir
+        .join("logs")
+        .join(format!("{}.log", step.replace([':', '/'], "_")))
+}
+
+fn job(
+    ctx: &Ctx<'_>,
+    step: &str,
+    argv: Vec<String>,
+    cwd: &Path,
+) -> Result<Job, installer_proto::event::StepError> {
+    let log = log_path(&ctx.paths.state, step);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(step_err)?;
+    }
+    Ok(Job {
+        step: step.to_string(),
+        argv,
+        cwd: cwd.to_path_buf(),
+        env: script_env(&ctx.plan.env, ctx.root),
+        timeout: Duration::from_secs(ctx.plan.timeouts.script_secs),
+        log,
+    })
+}
+
+/// Runs `rel` (a rootfs path such as `scripts/init-kube.sh`) with `args`.
+pub fn run_script(ctx: &mut Ctx<'_>, step: &str, rel: &str, args: &[String]) -> StepResult {
+    let script = ctx.paths.rootfs.join(rel);
+    let mut argv = exec::shell_for(&script);
+    argv.extend(args.iter().cloned());
+    let cwd = ctx.paths.rootfs.join("scripts");
+    let job = job(ctx, step, argv, &cwd)?;
+    exec::run(&job, ctx.sink)?;
+    Ok(Written::default())
+}
+
+/// Runs a Plugin's shell text with `/bin/sh -c`, cwd at the rootfs.
+pub fn run_plugin(ctx: &mut Ctx<'_>, step: &str, data: &str) -> StepResult {
+    let argv = vec!["/bin/sh".to_string(), "-c".to_string(), data.to_string()];
+    let cwd = ctx.paths.rootfs.clone();
+    let job = job(ctx, step, argv, &cwd)?;
+    exec::run(&job, ctx.sink)?;
+    Ok(Written::default())
+}

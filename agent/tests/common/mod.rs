@@ -1,0 +1,168 @@
+//! Helpers for the agent's integration tests: a temp `--root` with a realistic base, the
+//! fixture rootfs, runs of the real `installer-agent` binary, and full tree snapshots.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const CLUSTER: &str = "c1";
+
+pub fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
+}
+
+/// A temp root holding what a host has before any apply: /etc/hosts, /var/lib, /usr/local.
+pub struct TestRoot {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRoot {
+    pub fn new() -> TestRoot {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        fs::create_dir_all(p.join("etc")).unwrap();
+        fs::create_dir_all(p.join("var/lib")).unwrap();
+        fs::create_dir_all(p.join("usr/local")).unwrap();
+        fs::write(
+            p.join("etc/hosts"),
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n",
+        )
+        .unwrap();
+        TestRoot { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn rootfs_copy(&self) -> PathBuf {
+        self.join(&format!("var/lib/sealer/data/{CLUSTER}/rootfs"))
+    }
+}
+
+/// `installer-agent apply` against `root` with the fixture (or `rootfs`) and extra args.
+pub fn apply_cmd(root: &Path, rootfs: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("installer-agent");
+    cmd.args([
+        "apply",
+        "--json",
+        "--cluster",
+        CLUSTER,
+        "--registry-host",
+        "--host-ip",
+        "10.1.2.3",
+        "--role",
+        "master",
+    ])
+    .arg("--rootfs")
+    .arg(rootfs)
+    .arg("--root")
+    .arg(root)
+    .args(extra)
+    .timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+pub fn clean_cmd(root: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("installer-agent");
+    cmd.args(["clean", "--json", "--cluster", CLUSTER])
+        .arg("--root")
+        .arg(root)
+        .timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+/// The NDJSON events of a run's stdout.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Step ids of the events of one kind (`step_done`, `step_skipped`, …).
+pub fn steps_with(events: &[serde_json::Value], kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every path under `root` with its kind, mode, owner and content hash (or link target).
+pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in fs::read_dir(&dir).unwrap() {
+            let item = item.unwrap();
+            let path = item.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let owner = format!(
+                "{}:{} {:o}",
+                meta.uid(),
+                meta.gid(),
+                meta.permissions().mode() & 0o7777
+            );
+            let desc = if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {owner}")
+            } else if meta.file_type().is_symlink() {
+                format!(
+                    "link {owner} -> {}",
+                    fs::read_link(&path).unwrap().display()
+                )
+            } else {
+                let sha = installer_proto::manifest::sha256_file(&path).unwrap();
+                format!("file {owner} {sha}")
+            };
+            out.insert(rel, desc);
+        }
+    }
+    out
+}
+
+/// Asserts two snapshots are equal, listing the differences when not.
+pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
+    let mut diffs = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => diffs.push(format!("missing: {k} ({v})")),
+            Some(w) if w != v => diffs.push(format!("changed: {k}: {v} -> {w}")),
+            _ => {}
+        }
+    }
+    for (k, v) in after {
+        if !before.contains_key(k) {
+            diffs.push(format!("left behind: {k} ({v})"));
+        }
+    }
+    assert!(diffs.is_empty(), "tree differs:\n{}", diffs.join("\n"));
+}
+
+/// Reads a NUL-separated env dump written by the fixture scripts.
+pub fn env_dump(path: &Path) -> BTreeMap<String, String> {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let s = String::from_utf8_lossy(s);
+            let (k, v) = s.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}

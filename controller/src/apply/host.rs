@@ -1,0 +1,129 @@
+//! What every phase shares: the run's settings and reporter, one connected host, and how a
+//! host fails.
+
+use crate::agent::binary::AgentBuilds;
+use crate::agent::session::AgentSession;
+use crate::clusterfile::HostSpec;
+use crate::output::Reporter;
+use crate::output::event::{HostStatus, Phase, RunEvent};
+use crate::ssh::{self, AuthConfig, ConnectOptions, HostKeyPolicy, Secret, Target};
+use installer_proto::facts::Facts;
+use std::sync::Arc;
+
+/// The agent conversation over an SSH channel.
+pub type AgentIo = AgentSession<ssh::ChannelReader, ssh::ChannelWriter>;
+
+/// Settings every host's work needs.
+pub struct RunCtx {
+    /// Cluster name.
+    pub cluster: String,
+    /// Data root.
+    pub data_root: String,
+    /// Host key policy.
+    pub host_keys: HostKeyPolicy,
+    /// Connect timeout and keepalive.
+    pub ssh_options: ConnectOptions,
+    /// Agent builds.
+    pub agents: AgentBuilds,
+    /// The sudo password for non-root users, if one is configured (`--sudo-password-env`);
+    /// otherwise each host's SSH password is used.
+    pub sudo_password: Option<Secret>,
+    /// Passed to the agent as `--root` (tests and previews); `None` on real hosts.
+    pub agent_root: Option<String>,
+    /// Output.
+    pub reporter: Arc<Reporter>,
+}
+
+impl RunCtx {
+    /// The SSH target for a host.
+    pub fn target(&self, host: &HostSpec) -> Target {
+        Target {
+            host: host.ip.clone(),
+            port: host.ssh.port,
+            user: host.ssh.user.clone(),
+            auth: AuthConfig {
+                password: host.ssh.passwd.clone(),
+                private_key: host.ssh.pk.clone(),
+                key_passphrase: host.ssh.pk_passwd.clone(),
+                use_agent: true,
+            },
+        }
+    }
+}
+
+/// A host with a running agent.
+pub struct Connected {
+    /// Its Clusterfile entry.
+    pub host: HostSpec,
+    /// `uname -m`.
+    pub arch: String,
+    /// The SSH connection (kept open while the agent runs).
+    pub ssh: ssh::Session,
+    /// The agent.
+    pub agent: AgentIo,
+    /// The agent's remote process (stderr tail, exit status).
+    pub process: ssh::RemoteProcess,
+    /// What the agent reported.
+    pub facts: Facts,
+    /// What happened so far.
+    pub stats: Stats,
+}
+
+/// Per-host totals for the final table.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Steps that ran.
+    pub ran: u32,
+    /// Steps skipped as unchanged.
+    pub skipped: u32,
+    /// Compressed bytes sent.
+    pub bytes_sent: u64,
+    /// Files sent.
+    pub files_sent: u64,
+}
+
+/// How a host's work ended early.
+#[derive(Debug, Clone)]
+pub enum HostFail {
+    /// Refused for safety before anything changed (a host key unknown or changed).
+    Refused(String),
+    /// Failed in a phase.
+    Failed {
+        /// The phase.
+        phase: Phase,
+        /// The step, when the agent was running one.
+        step: Option<String>,
+        /// Why, for a human.
+        reason: String,
+    },
+}
+
+impl HostFail {
+    /// The host's final status.
+    pub fn status(&self) -> HostStatus {
+        match self {
+            HostFail::Refused(reason) => HostStatus::Failed {
+                phase: Phase::Connect,
+                step: None,
+                reason: reason.clone(),
+            },
+            HostFail::Failed {
+                phase,
+                step,
+                reason,
+            } => HostStatus::Failed {
+                phase: *phase,
+                step: step.clone(),
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// Reports the failure as the host's end.
+    pub fn report(&self, reporter: &Reporter, host: &str) {
+        reporter.emit(RunEvent::HostFinished {
+            host: host.to_string(),
+            status: self.status(),
+        });
+    }
+}

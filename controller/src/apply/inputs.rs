@@ -1,0 +1,129 @@
+//! Phase "inputs": everything local is parsed and validated before any host is contacted —
+//! the Clusterfile, the rootfs (directory or archive), the overlays, the `Config` documents
+//! and every template's syntax. Also builds the run's shared settings.
+
+use super::host::RunCtx;
+use crate::agent::binary::AgentBuilds;
+use crate::cli::{ApplyArgs, Common};
+use crate::clusterfile::{self, Clusterfile};
+use crate::output::Reporter;
+use crate::rootfs::{self, ResolvedRootfs};
+use crate::ssh::{ConnectOptions, HostKeyPolicy, Secret};
+use anyhow::Context;
+use installer_proto::rootfs::{MergedTree, arch_dir_for};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The validated local inputs of an apply.
+pub struct Inputs {
+    /// The Clusterfile.
+    pub clusterfile: Clusterfile,
+    /// The rootfs, unpacked if it was an archive.
+    pub rootfs: ResolvedRootfs,
+    /// Layers over the rootfs, in order: `--overlay` directories, then `Config` documents.
+    pub layers: Vec<PathBuf>,
+    trees: tokio::sync::Mutex<HashMap<String, Arc<MergedTree>>>,
+}
+
+impl Inputs {
+    /// The merged tree a host of `uname -m` = `machine` receives (computed once per arch);
+    /// `Err` says why such a host cannot be served.
+    pub async fn tree_for(&self, machine: &str) -> Result<Arc<MergedTree>, String> {
+        let Some(arch) = arch_dir_for(machine) else {
+            return Err(format!(
+                "architecture {machine} is not supported (x86_64 and aarch64 are)"
+            ));
+        };
+        let mut trees = self.trees.lock().await;
+        if let Some(t) = trees.get(arch) {
+            t.check_bin_machine(machine).map_err(|e| e.to_string())?;
+            return Ok(t.clone());
+        }
+        let tree =
+            rootfs::merge_for(&self.rootfs, arch, &self.layers).map_err(|e| e.to_string())?;
+        tree.check_bin_machine(machine).map_err(|e| e.to_string())?;
+        let tree = Arc::new(tree);
+        trees.insert(arch.to_string(), tree.clone());
+        Ok(tree)
+    }
+}
+
+/// Expands a leading `~/`.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Reads and validates the Clusterfile alone (what clean needs).
+pub fn load_clusterfile(common: &Common) -> anyhow::Result<Clusterfile> {
+    Ok(clusterfile::load(&common.clusterfile)?)
+}
+
+/// Validates everything apply reads locally.
+pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
+    let cf = load_clusterfile(&args.common)?;
+    for overlay in &args.overlays {
+        if !overlay.is_dir() {
+            anyhow::bail!(
+                "--overlay {}: not a directory; give a directory laid out like the rootfs (e.g. holding scripts/preHook.sh)",
+                overlay.display()
+            );
+        }
+    }
+    let base = cf
+        .source
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let cache = rootfs::cache_dir();
+    let resolved = rootfs::resolve(&cf.image, &base, &cache)?;
+    let mut layers = args.overlays.clone();
+    if let Some(config_layer) = rootfs::config_layer(&cf, &resolved, &args.overlays)? {
+        layers.push(config_layer);
+    }
+    rootfs::check_templates(&resolved, &layers)?;
+    Ok(Arc::new(Inputs {
+        clusterfile: cf,
+        rootfs: resolved,
+        layers,
+        trees: tokio::sync::Mutex::new(HashMap::new()),
+    }))
+}
+
+/// The run's shared settings.
+pub fn run_ctx(common: &Common, cf: &Clusterfile) -> anyhow::Result<RunCtx> {
+    let agents = AgentBuilds::discover(common.agent_dir.as_deref())?;
+    let sudo_password = match &common.sudo_password_env {
+        Some(name) => Some(Secret::new(std::env::var(name).with_context(|| {
+            format!("--sudo-password-env {name}: the environment variable {name} is not set")
+        })?)),
+        None => None,
+    };
+    let reporter =
+        Reporter::new(&common.log_dir, common.output, common.verbose).with_context(|| {
+            format!(
+                "creating the run log directory under {}",
+                common.log_dir.display()
+            )
+        })?;
+    Ok(RunCtx {
+        cluster: cf.name.clone(),
+        data_root: cf.data_root.clone(),
+        host_keys: HostKeyPolicy {
+            known_hosts: expand_home(&common.known_hosts),
+            accept_new: common.accept_new_host_keys,
+        },
+        ssh_options: ConnectOptions {
+            connect_timeout: Duration::from_secs(common.connect_timeout),
+            keepalive: Duration::from_secs(5),
+        },
+        agents,
+        sudo_password,
+        agent_root: common.agent_root.clone(),
+        reporter: Arc::new(reporter),
+    })
+}

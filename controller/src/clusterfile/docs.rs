@@ -1,0 +1,253 @@
+//! Splitting a Clusterfile into its documents and deciding what each one is, before any of
+//! them is read strictly: the kind decides which closed shape a document must have.
+
+use super::ClusterfileError;
+use super::locate::{self, NodePath, Seg};
+use serde::Deserialize;
+use yaml_serde::Value;
+
+/// Why parsing failed, before it is turned into a positioned message.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The YAML reader (syntax, types, unknown fields) reported it with its own position.
+    Yaml(yaml_serde::Error),
+    /// A check found it; the node is located afterwards.
+    At(Problem),
+}
+
+/// A problem at a node of a document.
+#[derive(Debug)]
+pub(super) struct Problem {
+    pub doc: usize,
+    pub path: NodePath,
+    pub message: String,
+}
+
+impl Failure {
+    /// A problem at `segs` of `doc` (its value, or its key when `at_key`), worded as
+    /// `path: what; expected`.
+    pub fn at(doc: usize, segs: &[Seg], at_key: bool, what: &str, expected: &str) -> Failure {
+        let where_ = locate::render(segs);
+        let message = if where_.is_empty() {
+            format!("{what}; {expected}")
+        } else {
+            format!("{where_}: {what}; {expected}")
+        };
+        let path = if at_key {
+            NodePath::key(segs)
+        } else {
+            NodePath::value(segs)
+        };
+        Failure::At(Problem { doc, path, message })
+    }
+
+    pub fn into_error(self, file: &str, text: &str) -> ClusterfileError {
+        let (line, column, message) = match self {
+            Failure::Yaml(e) => yaml_message(&e),
+            Failure::At(p) => {
+                let (line, column) = locate::locate(text, p.doc, &p.path);
+                (line, column, p.message)
+            }
+        };
+        ClusterfileError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+impl From<yaml_serde::Error> for Failure {
+    fn from(e: yaml_serde::Error) -> Failure {
+        Failure::Yaml(e)
+    }
+}
+
+/// The position and a `what; expected` wording of a YAML reader error. The reader appends
+/// ` at line L column C` to its messages; the position moves to the front instead.
+fn yaml_message(e: &yaml_serde::Error) -> (usize, usize, String) {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    let mut msg = e.to_string();
+    let suffix = format!(" at line {line} column {column}");
+    if let Some(i) = msg.find(&suffix) {
+        msg.replace_range(i..i + suffix.len(), "");
+    }
+    // serde words type and field errors as "…, expected …"; make that the expected part.
+    if let Some(i) = msg.find(", expected ") {
+        msg.replace_range(i..i + 2, "; ");
+    } else if msg.contains("missing field") {
+        msg.push_str("; add it to this mapping");
+    } else if msg.contains("duplicate field") || msg.contains("duplicate entry") {
+        msg.push_str("; give each key once");
+    } else if !msg.contains(';') {
+        msg.push_str("; fix the YAML syntax here (indentation, quoting, `key: value`)");
+    }
+    (line, column, msg)
+}
+
+/// What a document is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Empty or `null` (skipped, as sealer does).
+    Empty,
+    /// `kind: Cluster`.
+    Cluster,
+    /// `kind: Plugin`.
+    Plugin,
+    /// `kind: Config`.
+    Config,
+}
+
+/// kubeadm's and kubelet's kinds, which sealer passes to `kubeadm init`.
+const BOOTSTRAP_KINDS: [&str; 5] = [
+    "InitConfiguration",
+    "ClusterConfiguration",
+    "JoinConfiguration",
+    "KubeletConfiguration",
+    "KubeProxyConfiguration",
+];
+
+const KINDS_EXPECTED: &str = "expected Cluster, Plugin or Config";
+
+/// Reads every document loosely and classifies it; the first problem stops.
+pub(super) fn classify(text: &str) -> Result<Vec<Kind>, Failure> {
+    let mut kinds = Vec::new();
+    for (doc, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let value = Option::<Value>::deserialize(de)?;
+        let kind = classify_one(doc, value)?;
+        if kind == Kind::Cluster
+            && let Some(first) = kinds.iter().position(|k| *k == Kind::Cluster)
+        {
+            let (line, _) = locate::locate(text, first, &NodePath::value(&[Seg::Key("kind")]));
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("kind")],
+                false,
+                &format!("a second Cluster document (the first is at line {line})"),
+                "expected exactly one Cluster per Clusterfile",
+            ));
+        }
+        kinds.push(kind);
+    }
+    if !kinds.contains(&Kind::Cluster) {
+        return Err(Failure::at(
+            0,
+            &[],
+            false,
+            "no kind: Cluster document",
+            "expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts",
+        ));
+    }
+    Ok(kinds)
+}
+
+fn classify_one(doc: usize, value: Option<Value>) -> Result<Kind, Failure> {
+    let map = match value {
+        None | Some(Value::Null) => return Ok(Kind::Empty),
+        Some(Value::Mapping(map)) => map,
+        Some(other) => {
+            let found = match other {
+                Value::Sequence(_) => "a list",
+                Value::Tagged(_) => "a tagged value",
+                _ => "a plain value",
+            };
+            return Err(Failure::at(
+                doc,
+                &[],
+                false,
+                &format!("this document is {found}"),
+                "expected a mapping with apiVersion and kind",
+            ));
+        }
+    };
+    let kind = match map.get("kind") {
+        None => {
+            return Err(Failure::at(
+                doc,
+                &[],
+                false,
+                "this document has no kind",
+                KINDS_EXPECTED,
+            ));
+        }
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("kind")],
+                false,
+                "kind is not a string",
+                KINDS_EXPECTED,
+            ));
+        }
+    };
+    let (result, want_api) = match kind.as_str() {
+        "Cluster" => (Kind::Cluster, "sealer.io/v2"),
+        "Plugin" => (Kind::Plugin, "sealer.io/v1"),
+        "Config" => (Kind::Config, "sealer.io/v1"),
+        k if BOOTSTRAP_KINDS.contains(&k) => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("kind")],
+                false,
+                &format!(
+                    "{k} is a kubeadm configuration, and cluster bootstrap is not part of this version"
+                ),
+                "remove this document (installer prepares the hosts; it does not run kubeadm)",
+            ));
+        }
+        "Application" => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("kind")],
+                false,
+                "Application needs a running cluster, and cluster bootstrap is not part of this version",
+                "remove this document",
+            ));
+        }
+        other => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("kind")],
+                false,
+                &format!("unknown kind {other:?}"),
+                KINDS_EXPECTED,
+            ));
+        }
+    };
+    match map.get("apiVersion") {
+        Some(Value::String(api)) if api == want_api => Ok(result),
+        Some(Value::String(api)) => {
+            let hint = if result == Kind::Cluster && api.ends_with("/v1") {
+                " (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"
+            } else {
+                ""
+            };
+            Err(Failure::at(
+                doc,
+                &[Seg::Key("apiVersion")],
+                false,
+                &format!("{api:?} is not supported for kind {kind}"),
+                &format!("expected {want_api}{hint}"),
+            ))
+        }
+        Some(_) => Err(Failure::at(
+            doc,
+            &[Seg::Key("apiVersion")],
+            false,
+            "not a string",
+            &format!("expected {want_api}"),
+        )),
+        None => Err(Failure::at(
+            doc,
+            &[],
+            false,
+            &format!("kind {kind} has no apiVersion"),
+            &format!("expected apiVersion: {want_api}"),
+        )),
+    }
+}

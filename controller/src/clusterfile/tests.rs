@@ -1,0 +1,337 @@
+use super::*;
+use installer_proto::plan::HookPhase;
+
+/// The environment the tests parse with: no process environment involved.
+fn env(key: &str) -> Option<String> {
+    match key {
+        "HOME" => Some("/home/op".into()),
+        "SSH_PASS" => Some("s3cret".into()),
+        "KEY_PASS" => Some("phrase".into()),
+        _ => None,
+    }
+}
+
+fn parse_ok(text: &str) -> Clusterfile {
+    match parse_with_env("/work/site/Clusterfile", text, &env) {
+        Ok(cf) => cf,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn parse_err(text: &str) -> String {
+    match parse_with_env("Clusterfile", text, &env) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A complete sealer v2 Clusterfile in the documented form, with the per-host overrides,
+/// a plugin and both Config strategies.
+const FULL: &str = r#"apiVersion: sealer.io/v2
+kind: Cluster
+metadata:
+  name: my-cluster
+spec:
+  image: rootfs
+  env:
+    - PodCIDR=100.64.0.0/10
+    - SvcCIDR=10.96.0.0/22
+    - StorageDevice=/dev/vdc
+    - Quoted="a b" $(x)
+  ssh:
+    user: root
+    passwd: "${SSH_PASS}"
+    pk: ~/.ssh/id_rsa
+    pkPasswd: ${KEY_PASS}
+    port: "22"
+  hosts:
+    - ips: [ 192.168.0.2, 192.168.0.3, 192.168.0.4 ]
+      roles: [ master ]
+      env: [ StorageDevice=/dev/vde ]
+      ssh: { passwd: "Other123", port: 2222 }
+    - ips:
+        - 192.168.0.5
+      roles: [ node, gpu ]
+      ssh:
+        user: ops
+        pk: keys/node_ed25519
+  containerRuntime:
+    type: containerd
+  hostAliases:
+    - ip: 192.168.0.100
+      hostnames: [ harbor.example.com, harbor ]
+  registry:
+    localRegistry:
+      domain: hub.local
+      port: 5001
+      ha: false
+      insecure: true
+  dataRoot: /data/sealer
+status: {}
+---
+apiVersion: sealer.io/v1
+kind: Plugin
+metadata:
+  name: pre_init_disk
+spec:
+  type: SHELL
+  action: pre-init-host|PostCleanHost
+  scope: master | gpu
+  data: |
+    set -x
+    bash scripts/pre_init_disk.sh
+---
+apiVersion: sealer.io/v1
+kind: Config
+metadata:
+  name: daemon
+spec:
+  path: etc/daemon.json
+  data: |
+    {"log-driver": "json-file"}
+---
+apiVersion: sealer.io/v1
+kind: Config
+metadata:
+  name: kubeadm
+spec:
+  path: etc/kubeadm.yml
+  strategy: merge
+  data: |
+    networking:
+      podSubnet: 100.64.0.0/10
+---
+"#;
+
+#[test]
+fn full_sealer_clusterfile() {
+    let cf = parse_ok(FULL);
+    assert_eq!(cf.name, "my-cluster");
+    assert_eq!(cf.image, "rootfs");
+    assert_eq!(cf.dir(), Path::new("/work/site"));
+    assert_eq!(cf.data_root, "/data/sealer");
+    assert_eq!(cf.container_runtime, "containerd");
+    assert_eq!(cf.env["SvcCIDR"], "10.96.0.0/22");
+    assert_eq!(cf.env["Quoted"], "\"a b\" $(x)");
+    assert_eq!(
+        cf.registry,
+        RegistrySpec {
+            domain: "hub.local".into(),
+            port: 5001,
+            ha: false
+        }
+    );
+    assert_eq!(
+        cf.host_aliases,
+        vec![(
+            "192.168.0.100".to_string(),
+            vec!["harbor.example.com".to_string(), "harbor".to_string()]
+        )]
+    );
+    let ips: Vec<_> = cf.hosts.iter().map(|h| h.ip.as_str()).collect();
+    assert_eq!(
+        ips,
+        ["192.168.0.2", "192.168.0.3", "192.168.0.4", "192.168.0.5"]
+    );
+    assert_eq!(cf.master0().ip, "192.168.0.2");
+    let reg: Vec<_> = cf.registry_hosts().iter().map(|h| h.ip.clone()).collect();
+    assert_eq!(reg, ["192.168.0.2"], "ha: false → master0 only");
+
+    let m = &cf.hosts[1];
+    assert_eq!(m.roles, ["master"]);
+    assert_eq!(m.env["StorageDevice"], "/dev/vde");
+    assert_eq!(m.ssh.user, "root");
+    assert_eq!(m.ssh.port, 2222, "number port, host override");
+    assert_eq!(m.ssh.passwd.as_ref().map(Secret::expose), Some("Other123"));
+    assert_eq!(m.ssh.pk.as_deref(), Some(Path::new("/home/op/.ssh/id_rsa")));
+    assert_eq!(m.ssh.pk_passwd.as_ref().map(Secret::expose), Some("phrase"));
+
+    let n = &cf.hosts[3];
+    assert_eq!(n.roles, ["node", "gpu"]);
+    assert_eq!(n.ssh.user, "ops");
+    assert_eq!(n.ssh.port, 22, "string port from spec.ssh");
+    assert_eq!(n.ssh.passwd.as_ref().map(Secret::expose), Some("s3cret"));
+    assert_eq!(
+        n.ssh.pk.as_deref(),
+        Some(Path::new("/work/site/keys/node_ed25519"))
+    );
+    assert!(n.env.is_empty());
+    // Secrets never reach Debug output.
+    let debug = format!("{cf:?}");
+    assert!(!debug.contains("s3cret") && !debug.contains("Other123") && !debug.contains("phrase"));
+
+    assert_eq!(
+        cf.plugins,
+        vec![PluginSpec {
+            name: "pre_init_disk".into(),
+            phases: vec![HookPhase::PreInitHost, HookPhase::PostCleanHost],
+            scope: vec!["master".into(), "gpu".into()],
+            data: "set -x\nbash scripts/pre_init_disk.sh\n".into(),
+        }]
+    );
+    assert!(cf.plugins[0].applies_to(&n.roles));
+    assert!(!cf.plugins[0].applies_to(&["node".to_string()]));
+    assert_eq!(cf.configs.len(), 2);
+    assert_eq!(cf.configs[0].strategy, ConfigStrategy::Overwrite);
+    assert_eq!(cf.configs[1].strategy, ConfigStrategy::Merge);
+    assert_eq!(cf.configs[1].path, "etc/kubeadm.yml");
+}
+
+#[test]
+fn minimal_clusterfile_gets_the_defaults() {
+    let cf = parse_ok(
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c1\nspec:\n  image: /srv/rootfs.tar.zst\n  hosts:\n  - ips: [10.0.0.1, 10.0.0.2]\n    roles: [master]\n  - ips: [10.0.0.3]\n    roles: [node]\n",
+    );
+    assert_eq!(cf.data_root, "/var/lib/sealer/data");
+    assert_eq!(cf.container_runtime, "docker");
+    assert_eq!(
+        cf.registry,
+        RegistrySpec {
+            domain: "sea.hub".into(),
+            port: 5000,
+            ha: true
+        }
+    );
+    let reg: Vec<_> = cf.registry_hosts().iter().map(|h| h.ip.clone()).collect();
+    assert_eq!(reg, ["10.0.0.1", "10.0.0.2"], "ha → every master");
+    let h = &cf.hosts[2];
+    assert_eq!((h.ssh.user.as_str(), h.ssh.port), ("root", 22));
+    assert!(h.ssh.passwd.is_none() && h.ssh.pk.is_none() && h.ssh.pk_passwd.is_none());
+    assert!(cf.plugins.is_empty() && cf.configs.is_empty());
+}
+
+#[test]
+fn unquoted_numeric_password_is_kept_as_written() {
+    // sealer issue #1602: `passwd: 000000` failed because YAML read it as a number.
+    let cf = parse_ok(
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: r\n  ssh: {passwd: 000000}\n  hosts: [{ips: [10.0.0.1], roles: [master]}]\n",
+    );
+    assert_eq!(
+        cf.hosts[0].ssh.passwd.as_ref().map(Secret::expose),
+        Some("000000")
+    );
+}
+
+const HEAD: &str =
+    "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  image: rootfs\n";
+
+/// `HEAD` + `hosts`-less spec lines + the given lines: builds a Cluster document.
+fn cluster(spec_lines: &str) -> String {
+    format!("{HEAD}{spec_lines}")
+}
+
+const HOSTS: &str = "  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n";
+
+fn with_hosts(spec_lines: &str) -> String {
+    format!("{HEAD}{HOSTS}{spec_lines}")
+}
+
+fn plugin_doc(spec_lines: &str) -> String {
+    format!(
+        "{HEAD}{HOSTS}---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata:\n  name: p\nspec:\n{spec_lines}"
+    )
+}
+
+fn config_doc(spec_lines: &str) -> String {
+    format!(
+        "{HEAD}{HOSTS}---\napiVersion: sealer.io/v1\nkind: Config\nmetadata:\n  name: c\nspec:\n{spec_lines}"
+    )
+}
+
+fn bad_cases() -> Vec<(String, &'static str)> {
+    vec![
+        (cluster("  hostz: []\n"), "Clusterfile:7:3: spec: unknown field `hostz`; expected one of `image`, `env`, `ssh`, `hosts`, `containerRuntime`, `registry`, `hostAliases`, `dataRoot`, `cmd`, `cmd_args`, `appNames`"),
+        (with_hosts("  ssh:\n    passwrd: x\n"), "Clusterfile:11:5: spec.ssh: unknown field `passwrd`; expected one of `user`, `passwd`, `pk`, `pkPasswd`, `port`, `encrypted`"),
+        (with_hosts("  ssh:\n    port: 70000\n"), r#"Clusterfile:11:11: spec.ssh.port: port 70000 is out of range; expected a number from 1 to 65535, written as 22 or "22""#),
+        (with_hosts("  ssh:\n    port: \"ssh\"\n"), r#"Clusterfile:11:11: spec.ssh.port: port "ssh" is not a number; expected a number from 1 to 65535, written as 22 or "22""#),
+        (with_hosts("  ssh: {port: 0}\n"), r#"Clusterfile:10:15: spec.ssh.port: port 0 is out of range; expected a number from 1 to 65535, written as 22 or "22""#),
+        (cluster("  env: [A=1]\n"), "Clusterfile:6:3: spec: missing field `hosts`; add it to this mapping"),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [node]\n"), "Clusterfile:7:3: spec.hosts: no host has the role master; expected at least one host with roles: [master] (the first one is master0)"),
+        (with_hosts("  env:\n    - A=1\n    - docker-dir=/x\n"), r#"Clusterfile:12:7: spec.env[1]: env key "docker-dir" is invalid; expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it"#),
+        (with_hosts("  env: [JUSTAKEY]\n"), r#"Clusterfile:10:9: spec.env[0]: "JUSTAKEY" is not KEY=VALUE; expected KEY=VALUE (the value may be empty)"#),
+        (with_hosts("  env: [SvcCIDR=10.96.0.0]\n"), r#"Clusterfile:10:9: spec.env[0]: SvcCIDR "10.96.0.0" is not a usable CIDR; expected a CIDR such as 10.96.0.0/12 (KubeSvcIP and DNSSvcIP derive from it)"#),
+        (cluster("  hosts:\n    - ips: [10.0.0.1, 10.0.0.2]\n      roles: [master]\n    - ips:\n        - 10.0.0.3\n        - 10.0.0.2\n      roles: [node]\n"), "Clusterfile:12:11: spec.hosts[1].ips[1]: IP 10.0.0.2 is listed twice (also at spec.hosts[0].ips[1]); expected each host once"),
+        (cluster("  hosts:\n    - ips: [10.0.0.300]\n      roles: [master]\n"), r#"Clusterfile:8:13: spec.hosts[0].ips[0]: "10.0.0.300" is not an IP address; expected an IPv4 or IPv6 address such as 192.168.0.2"#),
+        (cluster("  hosts:\n    - ips: []\n      roles: [master]\n"), "Clusterfile:8:12: spec.hosts[0].ips: no IPs; expected at least one IP address"),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master, \"node|gpu\"]\n"), r#"Clusterfile:9:23: spec.hosts[0].roles[1]: role "node|gpu" is invalid; expected master, node or a custom name of letters, digits, '-', '_' and '.'"#),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: []\n"), "Clusterfile:9:14: spec.hosts[0].roles: no roles; expected master, node or a custom role name"),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: master\n"), r#"Clusterfile:9:14: spec.hosts[0].roles: invalid type: string "master"; expected a sequence"#),
+        ("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: My_Cluster\nspec:\n  image: r\n  hosts: []\n".to_string(), r#"Clusterfile:4:9: metadata.name: cluster name "My_Cluster" is invalid; expected 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit (it becomes part of paths on every host)"#),
+        (with_hosts("  dataRoot: var/lib/sealer\n"), r#"Clusterfile:10:13: spec.dataRoot: dataRoot "var/lib/sealer" is not a clean absolute path; expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data"#),
+        (with_hosts("  containerRuntime:\n    type: crio\n"), r#"Clusterfile:11:11: spec.containerRuntime.type: container runtime "crio" is not supported; expected docker or containerd"#),
+        (with_hosts("  ssh:\n    user: ops\n    passwd: ${NOT_SET}\n"), "Clusterfile:12:13: spec.ssh.passwd: environment variable NOT_SET is not set; expected NOT_SET exported where installer runs (the Clusterfile reads the secret from ${NOT_SET})"),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      ssh: {pkPasswd: \"${NOPE}\"}\n"), "Clusterfile:10:23: spec.hosts[0].ssh.pkPasswd: environment variable NOPE is not set; expected NOPE exported where installer runs (the Clusterfile reads the secret from ${NOPE})"),
+        (with_hosts("  cmd: [\"kubectl get nodes\"]\n"), "Clusterfile:10:3: spec.cmd: not supported (applications need a running cluster, and cluster bootstrap is not part of this version); remove it"),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      labels: {ssd: \"true\"}\n"), "Clusterfile:10:7: spec.hosts[0].labels: not supported (node labels and taints need cluster bootstrap, which is not part of this version); remove it"),
+        (with_hosts("  ssh: {encrypted: true}\n"), "Clusterfile:10:9: spec.ssh.encrypted: not supported (sealer's encrypted passwords use a key published in its source); write the password as ${ENV_NAME} and export ENV_NAME instead"),
+        (with_hosts("  registry:\n    externalRegistry: {domain: r.example.com}\n"), "Clusterfile:11:5: spec.registry.externalRegistry: not supported (this version runs the local registry only); remove it"),
+        (with_hosts("  registry:\n    localRegistry:\n      insecure: false\n"), "Clusterfile:12:17: spec.registry.localRegistry.insecure: insecure: false is not supported (the local registry serves plain HTTP without authentication in this version); set it to true or remove it"),
+        (with_hosts("  registry:\n    localRegistry:\n      domain: \"sea hub\"\n"), r#"Clusterfile:12:15: spec.registry.localRegistry.domain: domain "sea hub" is not a host name; expected a name such as sea.hub (letters, digits, '-' and '.')"#),
+        (with_hosts("  hostAliases:\n    - ip: harbor\n      hostnames: [h]\n"), r#"Clusterfile:11:11: spec.hostAliases[0].ip: "harbor" is not an IP address; expected an IPv4 or IPv6 address"#),
+        (with_hosts("  hostAliases:\n    - ip: 10.0.0.9\n      hostnames: [\"a b\"]\n"), r#"Clusterfile:12:19: spec.hostAliases[0].hostnames[0]: "a b" is not a host name; expected letters, digits, '-' and '.' (it is written to /etc/hosts)"#),
+        (format!("{}---\nkind: Foo\napiVersion: v1\n", with_hosts("")), r#"Clusterfile:11:7: kind: unknown kind "Foo"; expected Cluster, Plugin or Config"#),
+        (format!("{}---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {{}}\n", with_hosts("")), "Clusterfile:12:7: kind: ClusterConfiguration is a kubeadm configuration, and cluster bootstrap is not part of this version; remove this document (installer prepares the hosts; it does not run kubeadm)"),
+        (format!("{}---\n{}", with_hosts(""), with_hosts("")), "Clusterfile:12:7: kind: a second Cluster document (the first is at line 2); expected exactly one Cluster per Clusterfile"),
+        ("apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, action: pre-init-host, scope: master, data: x}\n".to_string(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
+        ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  masters: {ipList: [10.0.0.1]}\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected sealer.io/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
+        (format!("{}---\n- a\n- b\n", with_hosts("")), "Clusterfile:11:1: this document is a list; expected a mapping with apiVersion and kind"),
+        (format!("{}---\napiVersion: sealer.io/v1\nmetadata: {{name: x}}\n", with_hosts("")), "Clusterfile:11:1: this document has no kind; expected Cluster, Plugin or Config"),
+        (plugin_doc("  type: HOSTNAME\n  action: PreInit\n  scope: master\n  data: x\n"), r#"Clusterfile:16:9: spec.type: plugin type "HOSTNAME" is not supported; expected SHELL"#),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host|post-install\n  scope: master\n  data: x\n"), r#"Clusterfile:17:11: spec.action: phase "post-install" is one of sealer's cluster phases, which this version does not run; expected pre-init-host, post-init-host, pre-clean-host or post-clean-host, joined by |"#),
+        (plugin_doc("  type: SHELL\n  action: pre-init-hots\n  scope: master\n  data: x\n"), r#"Clusterfile:17:11: spec.action: unknown phase "pre-init-hots"; expected pre-init-host, post-init-host, pre-clean-host or post-clean-host, joined by |"#),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master|nodes\n  data: x\n"), r#"Clusterfile:18:10: spec.scope: scope role "nodes" is not a role of any host; expected roles joined by |, among: master"#),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  data: x\n"), "Clusterfile:16:3: spec.scope: no scope (sealer runs such a plugin on no host); expected roles joined by |, among: master"),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master\n  'on': master\n  data: x\n"), "Clusterfile:19:3: spec: unknown field `on`; expected one of `type`, `action`, `scope`, `data`"),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master\n  data: \"\"\n"), "Clusterfile:19:9: spec.data: data is empty; expected the shell text to run"),
+        (format!("{}---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: p}}\nspec: {{type: SHELL, action: pre-init-host, scope: master, data: x}}\n---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: p}}\nspec: {{type: SHELL, action: post-init-host, scope: master, data: y}}\n", with_hosts("")), r#"Clusterfile:18:18: metadata.name: plugin "p" is defined twice (first at line 13); expected unique plugin names"#),
+        (format!("{}---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: \"a b\"}}\nspec: {{type: SHELL, action: pre-init-host, scope: master, data: x}}\n", with_hosts("")), r#"Clusterfile:13:18: metadata.name: plugin name "a b" is invalid; expected letters, digits, '-', '_' and '.' (it names the step)"#),
+        (config_doc("  path: ../etc/passwd\n  data: x\n"), r#"Clusterfile:16:9: spec.path: path "../etc/passwd" is not a clean relative path inside the rootfs; expected a relative path without '.', '..' or empty components, such as etc/daemon.json"#),
+        (config_doc("  path: /etc/docker/daemon.json\n  data: x\n"), r#"Clusterfile:16:9: spec.path: path "/etc/docker/daemon.json" is not a clean relative path inside the rootfs; expected a relative path without '.', '..' or empty components, such as etc/daemon.json"#),
+        (config_doc("  path: etc/a.yaml\n  strategy: patch\n  data: x\n"), r#"Clusterfile:17:13: spec.strategy: strategy "patch" is not supported; expected overwrite or merge"#),
+        (config_doc("  path: etc/a.yaml\n  strategy: merge\n  data: |\n    a: [1\n"), "Clusterfile:18:9: spec.data: data is not valid YAML (did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 4); expected YAML to merge into the file (strategy: merge)"),
+        (config_doc("  path: etc/a.yaml\n  process: toJson\n  data: x\n"), "Clusterfile:17:3: spec.process: not supported (applications and value processing are not part of this version); remove it"),
+        (format!("{HEAD}  hosts:\n    - ips: [10.0.0.1]\n     roles: [master]\n"), "Clusterfile:9:6: did not find expected '-' indicator, while parsing a block collection at line 8 column 5; fix the YAML syntax here (indentation, quoting, `key: value`)"),
+        (format!("{HEAD}  image: again\n{HOSTS}"), r#"Clusterfile:6:3: spec: duplicate entry with key "image"; give each key once"#),
+        (with_hosts("  hostAliases: [10.0.0.9]\n"), r#"Clusterfile:10:17: spec.hostAliases[0]: invalid type: string "10.0.0.9"; expected a mapping with ip and hostnames"#),
+        (String::new(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
+    ]
+}
+
+#[test]
+fn bad_inputs_name_the_position_and_what_is_expected() {
+    let mut failures = Vec::new();
+    for (text, want) in bad_cases() {
+        let got = parse_err(&text);
+        if got != want {
+            failures.push(format!("input:\n{text}\n  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn load_reads_the_file_and_the_process_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Clusterfile");
+    let text = format!("{HEAD}  ssh: {{passwd: \"${{PATH}}\", pk: id_ed25519}}\n{HOSTS}");
+    std::fs::write(&path, text).unwrap();
+    let cf = load(&path).unwrap();
+    assert_eq!(cf.source, path);
+    assert_eq!(cf.dir(), dir.path());
+    let ssh = &cf.hosts[0].ssh;
+    assert_eq!(
+        ssh.passwd.as_ref().map(Secret::expose),
+        std::env::var("PATH").ok().as_deref()
+    );
+    assert_eq!(
+        ssh.pk.as_deref(),
+        Some(dir.path().join("id_ed25519").as_path())
+    );
+
+    let missing = dir.path().join("nope");
+    let err = load(&missing).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("reading Clusterfile {}: ", missing.display())),
+        "{err}"
+    );
+}

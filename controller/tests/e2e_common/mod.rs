@@ -1,0 +1,152 @@
+//! Shared by the end-to-end suites: the static agent build, the fixture rootfs, running the
+//! real `installer` binary against testenv hosts, and reading its NDJSON events.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The directory holding the static agent build: `INSTALLER_AGENT_DIR` (set by
+/// scripts/test.sh), else built now with scripts/build-agent.sh.
+pub fn agent_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("INSTALLER_AGENT_DIR") {
+        return PathBuf::from(dir);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = Command::new(repo.join("scripts/build-agent.sh"))
+                .output()
+                .expect("running scripts/build-agent.sh");
+            assert!(
+                out.status.success(),
+                "building the static agent failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+/// The realistic fixture rootfs (built once, cached by testenv).
+pub fn fixture_rootfs() -> testenv::fixture::RootfsInfo {
+    static INFO: std::sync::OnceLock<testenv::fixture::RootfsInfo> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        let out = testenv::cache::cache_dir().join("e2e-rootfs");
+        testenv::fixture::build_rootfs(&out, &testenv::fixture::RootfsOptions::default())
+            .expect("building the fixture rootfs")
+    })
+    .clone()
+}
+
+/// The outcome of one `installer` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub events: Vec<serde_json::Value>,
+}
+
+impl Run {
+    /// Events of `type` (`agent`, `host_finished`, …).
+    pub fn of_type(&self, ty: &str) -> Vec<&serde_json::Value> {
+        self.events.iter().filter(|e| e["type"] == ty).collect()
+    }
+
+    /// Agent events of kind `event` (`step_started`, …) for `host` (any host when None).
+    pub fn agent(&self, event: &str, host: Option<&str>) -> Vec<&serde_json::Value> {
+        self.of_type("agent")
+            .into_iter()
+            .filter(|e| e["event"] == event && host.is_none_or(|h| e["host"] == h))
+            .collect()
+    }
+
+    /// Steps that started on `host`.
+    pub fn started(&self, host: &str) -> Vec<String> {
+        self.agent("step_started", Some(host))
+            .iter()
+            .map(|e| e["step"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The final status of `host`.
+    pub fn status(&self, host: &str) -> serde_json::Value {
+        self.of_type("host_finished")
+            .into_iter()
+            .find(|e| e["host"] == host)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Compressed bytes sent to `host` in this run.
+    pub fn bytes_sent(&self, host: &str) -> u64 {
+        self.of_type("transfer_done")
+            .iter()
+            .filter(|e| e["host"] == host)
+            .map(|e| e["bytes_sent"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Files sent to `host` in this run.
+    pub fn files_sent(&self, host: &str) -> u64 {
+        self.of_type("transfer_done")
+            .iter()
+            .filter(|e| e["host"] == host)
+            .map(|e| e["files"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `installer <args>` with JSON output against a testenv cluster's files.
+pub fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
+    let logs = cluster.workdir().join("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(args)
+        .arg("-f")
+        .arg(cluster.clusterfile_path())
+        .arg("--known-hosts")
+        .arg(cluster.known_hosts_path())
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(["-o", "json"])
+        .env("HOME", cluster.workdir())
+        .output()
+        .expect("running installer");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let events = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        events,
+    };
+    eprintln!("installer {}: exit {}", args.join(" "), run.code);
+    run
+}
+
+/// Runs a shell command on host `i` (through docker exec), returning stdout; panics with
+/// the output when it fails.
+pub fn sh(cluster: &testenv::hosts::Cluster, i: usize, script: &str) -> String {
+    let out = cluster.exec(i, &["sh", "-c", script]).expect("docker exec");
+    assert!(
+        out.success(),
+        "on node{}: `{script}` failed:\n{}\n{}",
+        i + 1,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

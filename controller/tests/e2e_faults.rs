@@ -1,0 +1,282 @@
+//! End to end, scenario 4: a non-root user with sudo; a changed host key refuses the whole
+//! run before any host changes; a host cut off mid-apply fails while the others finish, and
+//! a re-apply after it is back completes it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod e2e_common;
+
+use e2e_common::*;
+use std::fs;
+use std::io::BufRead;
+use testenv::hosts::{Cluster, OPS_USER, OPSPW_USER, UpOptions};
+
+fn fixture_cluster(nodes: usize) -> Cluster {
+    Cluster::up(UpOptions {
+        nodes,
+        rootfs: Some(fixture_rootfs().dir),
+        ..UpOptions::default()
+    })
+    .expect("bringing up hosts")
+}
+
+fn set_user(cluster: &Cluster, user: &str) {
+    let path = cluster.clusterfile_path();
+    let text: String = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let indent = &l[..l.len() - l.trim_start().len()];
+            if l.trim_start().starts_with("user: ") {
+                format!("{indent}user: {user}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(text.contains(&format!("user: {user}")), "{text}");
+    fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn non_root_users_go_through_sudo() {
+    let cluster = fixture_cluster(1);
+    set_user(&cluster, OPS_USER);
+    let run = installer(&cluster, &["apply"]);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    // Installed as root, by the agent running as root.
+    let owner = sh(&cluster, 0, "stat -c %U /usr/local/bin/kubeadm");
+    assert_eq!(owner.trim(), "root");
+    // The agent was uploaded to the login user's home, not root's.
+    sh(
+        &cluster,
+        0,
+        "ls /home/ops/.installer/agent/installer-agent-*",
+    );
+
+    // A user whose sudo needs a password: fed once on stdin, never on a command line.
+    set_user(&cluster, OPSPW_USER);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(["clean", "-o", "json", "--sudo-password-env", "E2E_SUDO_PW"])
+        .arg("-f")
+        .arg(cluster.clusterfile_path())
+        .arg("--known-hosts")
+        .arg(cluster.known_hosts_path())
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("--log-dir")
+        .arg(cluster.workdir().join("runs"))
+        .env("E2E_SUDO_PW", cluster.password())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains(cluster.password()),
+        "the sudo password was printed"
+    );
+    let logs = sh_local(&format!(
+        "grep -rl {} {} || true",
+        cluster.password(),
+        cluster.workdir().join("runs").display()
+    ));
+    assert!(
+        logs.trim().is_empty(),
+        "the sudo password is in a log: {logs}"
+    );
+    sh(&cluster, 0, "test ! -e /usr/local/bin/kubeadm");
+
+    // A wrong sudo password fails fast, saying so (sudo's cached credentials removed first,
+    // so it really asks).
+    sh(&cluster, 0, "rm -rf /run/sudo/ts");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(["apply", "-o", "json", "--sudo-password-env", "E2E_SUDO_PW"])
+        .arg("-f")
+        .arg(cluster.clusterfile_path())
+        .arg("--known-hosts")
+        .arg(cluster.known_hosts_path())
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("--log-dir")
+        .arg(cluster.workdir().join("runs"))
+        .env("E2E_SUDO_PW", "wrong-password")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sudo"), "{stdout}");
+
+    // spec.ssh.passwd, read from the environment with ${NAME}, is the sudo password too.
+    let path = cluster.clusterfile_path();
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("user: opspw", "user: opspw\n    passwd: \"${E2E_SSH_PW}\"");
+    fs::write(&path, text).unwrap();
+    sh(&cluster, 0, "rm -rf /run/sudo/ts");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(["apply", "-o", "json"])
+        .arg("-f")
+        .arg(&path)
+        .arg("--known-hosts")
+        .arg(cluster.known_hosts_path())
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("--log-dir")
+        .arg(cluster.workdir().join("runs"))
+        .env("E2E_SSH_PW", cluster.password())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains(cluster.password()));
+    let logs = sh_local(&format!(
+        "grep -rl {} {} || true",
+        cluster.password(),
+        cluster.workdir().join("runs").display()
+    ));
+    assert!(logs.trim().is_empty(), "the password is in a log: {logs}");
+    // Nor is it in any file on the host.
+    let found = sh(
+        &cluster,
+        0,
+        &format!(
+            "grep -rlF {} /etc /var/lib /root /home /tmp 2>/dev/null || true",
+            cluster.password()
+        ),
+    );
+    assert!(
+        found.trim().is_empty(),
+        "the password is in a host file: {found}"
+    );
+}
+
+fn sh_local(script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_changed_host_key_refuses_the_run_before_any_host_changes() {
+    let cluster = fixture_cluster(2);
+    let before: Vec<_> = (0..2).map(|i| cluster.snapshot(i).unwrap()).collect();
+    // Give node2 a new host key: what a man-in-the-middle (or a reinstalled host) looks like.
+    sh(
+        &cluster,
+        1,
+        "rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A -q && systemctl restart ssh",
+    );
+    let run = installer(&cluster, &["apply"]);
+    assert_eq!(run.code, 3, "{}", run.describe());
+    assert!(run.stderr.contains("changed"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&cluster.known_hosts_path().display().to_string()),
+        "{}",
+        run.stderr
+    );
+    for (i, snap) in before.iter().enumerate() {
+        let changes: Vec<_> = testenv::hosts::diff(snap, &cluster.snapshot(i).unwrap())
+            .into_iter()
+            .filter(|c| !c.path().starts_with("/etc/ssh"))
+            .collect();
+        assert!(changes.is_empty(), "node{} changed: {changes:?}", i + 1);
+    }
+}
+
+#[test]
+fn a_host_cut_off_mid_apply_fails_alone_and_a_reapply_completes_it() {
+    let cluster = fixture_cluster(3);
+    let ips: Vec<String> = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
+    // A preHook that takes a moment, so the cut lands while node3 runs it.
+    let overlay = tempfile::tempdir().unwrap();
+    fs::create_dir_all(overlay.path().join("scripts")).unwrap();
+    fs::write(
+        overlay.path().join("scripts/preHook.sh"),
+        "#!/bin/sh\nsleep 3\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(["apply", "-o", "json", "--connect-timeout", "5", "--overlay"])
+        .arg(overlay.path())
+        .arg("-f")
+        .arg(cluster.clusterfile_path())
+        .arg("--known-hosts")
+        .arg(cluster.known_hosts_path())
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("--log-dir")
+        .arg(cluster.workdir().join("runs"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut events = Vec::new();
+    let mut cut = false;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if !cut
+            && e["type"] == "agent"
+            && e["host"] == ips[2]
+            && e["event"] == "step_started"
+            && e["step"] == "pre-hook"
+        {
+            cluster.disconnect(2).unwrap();
+            cut = true;
+        }
+        events.push(e);
+    }
+    let status = child.wait().unwrap();
+    assert!(cut, "never saw node3 start a step");
+    assert_eq!(status.code(), Some(1));
+    let finished = |ip: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "host_finished" && e["host"] == ip)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(finished(&ips[0])["status"], "ok");
+    assert_eq!(finished(&ips[1])["status"], "ok");
+    assert_eq!(finished(&ips[2])["status"], "failed", "{events:?}");
+
+    cluster.reconnect(2).unwrap();
+    // The cut-off session's agent ends once sshd notices its client is gone
+    // (ClientAliveInterval); until then it rightly holds the cluster lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !sh(&cluster, 2, "pgrep -l installer-age || true")
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cut-off agent never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let overlay_arg = overlay.path().display().to_string();
+    let run = installer(&cluster, &["apply", "--overlay", &overlay_arg]);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert_eq!(run.status(&ips[2])["status"], "ok");
+    assert!(
+        run.started(&ips[0]).is_empty(),
+        "{:?}",
+        run.started(&ips[0])
+    );
+}

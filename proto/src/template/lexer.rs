@@ -1,0 +1,346 @@
+//! Splits a template into text and actions, and an action into tokens. Every loop step
+//! consumes at least one character or returns, so no input can make it spin.
+
+use super::error::{Pos, TemplateError};
+
+/// A piece of the template.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    /// Literal text, already trimmed by neighbouring `{{-` / `-}}`.
+    Text(String),
+    /// The tokens of one `{{ … }}` and where its `{{` is (comments are dropped).
+    Action(Vec<(Tok, Pos)>, Pos),
+}
+
+/// A token inside an action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tok {
+    /// `.` alone.
+    Dot,
+    /// `.Name`, possibly chained: `.A.B` is `["A", "B"]`.
+    Field(Vec<String>),
+    /// `$name` with an optional field chain: `$.A` is `("", ["A"])`, `$` alone `("", [])`.
+    Var(String, Vec<String>),
+    /// A string literal, escapes resolved.
+    Str(String),
+    /// An integer literal.
+    Int(i64),
+    /// A keyword or function name.
+    Ident(String),
+    /// `|`.
+    Pipe,
+    /// `(`.
+    Open,
+    /// `)`.
+    Close,
+    /// `:=`.
+    Declare,
+    /// `=`.
+    Assign,
+    /// `,` (in `range $i, $v :=`).
+    Comma,
+}
+
+/// The characters trim markers remove: Go's set, so output matches sealer byte for byte
+/// (a non-breaking space, for one, is kept).
+fn is_trim_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+struct Cursor<'a> {
+    chars: Vec<char>,
+    i: usize,
+    line: usize,
+    col: usize,
+    name: &'a str,
+}
+
+impl Cursor<'_> {
+    fn pos(&self) -> Pos {
+        Pos {
+            line: self.line,
+            col: self.col,
+        }
+    }
+    fn peek(&self, k: usize) -> Option<char> {
+        self.chars.get(self.i + k).copied()
+    }
+    fn starts(&self, s: &str) -> bool {
+        s.chars().enumerate().all(|(k, c)| self.peek(k) == Some(c))
+    }
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek(0)?;
+        self.i += 1;
+        if c == '\n' {
+            self.line += 1;
+            self.col = 1;
+        } else {
+            self.col += 1;
+        }
+        Some(c)
+    }
+    fn skip(&mut self, n: usize) {
+        for _ in 0..n {
+            self.bump();
+        }
+    }
+    fn err(&self, pos: Pos, message: impl Into<String>) -> TemplateError {
+        TemplateError::at(self.name, pos, message)
+    }
+    /// A run of word characters (possibly empty).
+    fn word(&mut self) -> String {
+        let mut s = String::new();
+        while let Some(c) = self.peek(0).filter(|c| is_word(*c)) {
+            self.bump();
+            s.push(c);
+        }
+        s
+    }
+    /// `.A.B…` following a value; empty when no `.name` follows.
+    fn fields(&mut self) -> Vec<String> {
+        let mut path = Vec::new();
+        while self.peek(0) == Some('.') && self.peek(1).is_some_and(is_word) {
+            self.bump();
+            path.push(self.word());
+        }
+        path
+    }
+}
+
+/// Splits `src` into pieces, applying the `{{-` / `-}}` trim markers.
+pub fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
+    let mut cur = Cursor {
+        chars: src.chars().collect(),
+        i: 0,
+        line: 1,
+        col: 1,
+        name,
+    };
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut trim_next_text = false;
+    while let Some(c) = cur.peek(0) {
+        if !cur.starts("{{") {
+            cur.bump();
+            text.push(c);
+            continue;
+        }
+        let open = cur.pos();
+        cur.skip(2);
+        // `{{-` trims only when a space follows (`{{-3}}` prints the number -3), as in Go.
+        let trim_left = cur.peek(0) == Some('-') && cur.peek(1).is_some_and(is_trim_space);
+        if trim_left {
+            cur.bump();
+        }
+        push_text(
+            &mut pieces,
+            std::mem::take(&mut text),
+            trim_next_text,
+            trim_left,
+        );
+        let (toks, trim_right) = action(&mut cur, open)?;
+        trim_next_text = trim_right;
+        if let Some(toks) = toks {
+            pieces.push(Piece::Action(toks, open));
+        }
+    }
+    push_text(&mut pieces, text, trim_next_text, false);
+    Ok(pieces)
+}
+
+fn push_text(pieces: &mut Vec<Piece>, text: String, trim_start: bool, trim_end: bool) {
+    let mut t = text.as_str();
+    if trim_start {
+        t = t.trim_start_matches(is_trim_space);
+    }
+    if trim_end {
+        t = t.trim_end_matches(is_trim_space);
+    }
+    if !t.is_empty() {
+        pieces.push(Piece::Text(t.to_string()));
+    }
+}
+
+/// One action after its `{{` (and `-`): its tokens, or `None` for a comment, and whether
+/// `-}}` closed it.
+type Action = (Option<Vec<(Tok, Pos)>>, bool);
+
+fn action(cur: &mut Cursor<'_>, open: Pos) -> Result<Action, TemplateError> {
+    let mut k = 0;
+    while cur.peek(k).is_some_and(is_trim_space) {
+        k += 1;
+    }
+    if cur.peek(k) == Some('/') && cur.peek(k + 1) == Some('*') {
+        cur.skip(k + 2);
+        return comment(cur, open).map(|trim| (None, trim));
+    }
+    let mut toks = Vec::new();
+    loop {
+        let Some(c) = cur.peek(0) else {
+            return Err(cur.err(open, "unclosed action: `{{` without a matching `}}`"));
+        };
+        let pos = cur.pos();
+        if c.is_whitespace() {
+            if cur.starts_at_close_trim() {
+                cur.skip(4);
+                return Ok((Some(toks), true));
+            }
+            cur.bump();
+            continue;
+        }
+        if cur.starts("}}") {
+            cur.skip(2);
+            return Ok((Some(toks), false));
+        }
+        if cur.starts("{{") {
+            return Err(cur.err(
+                open,
+                "unclosed action: `{{` without a matching `}}` before the next `{{`",
+            ));
+        }
+        let tok = match c {
+            '|' | '(' | ')' | ',' | '=' => {
+                cur.bump();
+                match c {
+                    '|' => Tok::Pipe,
+                    '(' => Tok::Open,
+                    ')' => Tok::Close,
+                    ',' => Tok::Comma,
+                    _ => Tok::Assign,
+                }
+            }
+            ':' if cur.peek(1) == Some('=') => {
+                cur.skip(2);
+                Tok::Declare
+            }
+            '"' => Tok::Str(quoted(cur, pos)?),
+            '`' => Tok::Str(raw(cur, pos)?),
+            '.' if cur.peek(1).is_some_and(is_word) => Tok::Field(cur.fields()),
+            '.' => {
+                cur.bump();
+                Tok::Dot
+            }
+            '$' => {
+                cur.bump();
+                let name = cur.word();
+                Tok::Var(name, cur.fields())
+            }
+            c if c.is_ascii_digit()
+                || (c == '-' && cur.peek(1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
+                Tok::Int(number(cur, pos)?)
+            }
+            c if is_word(c) => Tok::Ident(cur.word()),
+            other => {
+                return Err(cur.err(pos, format!("unexpected character {other:?} in action")));
+            }
+        };
+        toks.push((tok, pos));
+    }
+}
+
+impl Cursor<'_> {
+    /// At ` -}}`: Go requires the space, so `{{ 3 -}}` trims and `{{ 3-}}` does not parse.
+    fn starts_at_close_trim(&self) -> bool {
+        self.peek(0).is_some_and(is_trim_space)
+            && self.peek(1) == Some('-')
+            && self.peek(2) == Some('}')
+            && self.peek(3) == Some('}')
+    }
+}
+
+/// The rest of `{{/* … */}}` after `/*`; returns whether it ended with `-}}`.
+fn comment(cur: &mut Cursor<'_>, open: Pos) -> Result<bool, TemplateError> {
+    loop {
+        if cur.peek(0).is_none() {
+            return Err(cur.err(open, "unclosed comment: `{{/*` without `*/}}`"));
+        }
+        if cur.starts("*/") {
+            cur.skip(2);
+            let trim = cur.starts_at_close_trim();
+            if trim {
+                cur.skip(2);
+            }
+            if !cur.starts("}}") {
+                return Err(cur.err(cur.pos(), "a comment must end with `*/}}` or `*/ -}}`"));
+            }
+            cur.skip(2);
+            return Ok(trim);
+        }
+        cur.bump();
+    }
+}
+
+fn quoted(cur: &mut Cursor<'_>, pos: Pos) -> Result<String, TemplateError> {
+    cur.bump();
+    let mut s = String::new();
+    loop {
+        match cur.bump() {
+            None | Some('\n') => {
+                return Err(cur.err(pos, "unterminated string: add the closing `\"`"));
+            }
+            Some('"') => return Ok(s),
+            Some('\\') => {
+                match cur.bump() {
+                    Some('n') => s.push('\n'),
+                    Some('t') => s.push('\t'),
+                    Some('r') => s.push('\r'),
+                    Some('\\') => s.push('\\'),
+                    Some('"') => s.push('"'),
+                    Some(other) => {
+                        return Err(cur.err(
+                        pos,
+                        format!("unknown escape \\{other} in string; supported: \\n \\t \\r \\\\ \\\""),
+                    ));
+                    }
+                    None => return Err(cur.err(pos, "unterminated string: add the closing `\"`")),
+                }
+            }
+            Some(c) => s.push(c),
+        }
+    }
+}
+
+fn raw(cur: &mut Cursor<'_>, pos: Pos) -> Result<String, TemplateError> {
+    cur.bump();
+    let mut s = String::new();
+    loop {
+        match cur.bump() {
+            None => return Err(cur.err(pos, "unterminated raw string: add the closing '`'")),
+            Some('`') => return Ok(s),
+            Some(c) => s.push(c),
+        }
+    }
+}
+
+fn number(cur: &mut Cursor<'_>, pos: Pos) -> Result<i64, TemplateError> {
+    let mut s = String::new();
+    if let Some(c) = cur.bump() {
+        s.push(c);
+    }
+    while let Some(d) = cur.peek(0).filter(char::is_ascii_digit) {
+        cur.bump();
+        s.push(d);
+    }
+    // Go also reads floats, hex and the like; env values are strings, so integers suffice
+    // and anything else is refused rather than misread.
+    if cur.peek(0).is_some_and(|c| is_word(c) || c == '.') {
+        while cur.peek(0).is_some_and(|c| is_word(c) || c == '.') {
+            if let Some(c) = cur.bump() {
+                s.push(c);
+            }
+        }
+        return Err(cur.err(
+            pos,
+            format!(
+                "number {s} is not supported: only decimal integers; quote it to use it as text"
+            ),
+        ));
+    }
+    s.parse()
+        .map_err(|_| cur.err(pos, format!("number {s} is out of range")))
+}
