@@ -88,3 +88,14 @@ fn no_truncation_or_mutation_of_real_templates_hangs_or_panics() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn hostile_nesting_is_refused_with_a_message_not_a_stack_overflow() {
+    let env = Env::new();
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(200_000), ")".repeat(200_000));
+    let blocks = "{{ if true }}".repeat(200_000);
+    for src in [parens, blocks] {
+        let err = render("deep.tmpl", &src, &env).unwrap_err();
+        assert!(err.message.contains("nesting deeper than"), "{err}");
+    }
+}
