@@ -388,8 +388,8 @@ spec: {type: SHELL, action: pre-init-host|pre-clean-host, scope: master|node, da
         );
         assert_eq!(e["DNSSvcIP"], "10.100.0.10");
         assert_eq!(
-            e["PauseImage"], "hub.local:5050/pause:3.6",
-            "built from the registry, not user env"
+            e["PauseImage"], "mirror.local:5000/pause:3.6",
+            "re-homed to the RegistryURL the scripts see"
         );
         assert_eq!(e["Arch"], "arm64");
     }

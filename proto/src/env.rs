@@ -175,11 +175,20 @@ pub struct BuiltinInputs {
     pub image_list: Option<String>,
 }
 
-/// The built-in keys of SPEC §4 for one host. `svc_cidr` is the `SvcCIDR` of the merged
-/// user env, since `KubeSvcIP`/`DNSSvcIP` derive from it. Keys that cannot be derived (no
+/// What of the user env (host over cluster) some built-ins derive from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserOverrides<'a> {
+    /// `SvcCIDR`: `KubeSvcIP`/`DNSSvcIP` derive from it.
+    pub svc_cidr: Option<&'a str>,
+    /// `RegistryURL`: `PauseImage` is re-homed to it, so a user who points the cluster at
+    /// another registry gets a pause image from there too.
+    pub registry_url: Option<&'a str>,
+}
+
+/// The built-in keys of SPEC §4 for one host, given what the user env overrides. Keys that cannot be derived (no
 /// Metadata version, no pause image in imageList) are left out, so a template that needs
 /// them fails with "key is not defined" instead of rendering something wrong.
-pub fn builtins(input: &BuiltinInputs, svc_cidr: Option<&str>) -> Result<Env, EnvError> {
+pub fn builtins(input: &BuiltinInputs, user: UserOverrides<'_>) -> Result<Env, EnvError> {
     let mut env = Env::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_string(), v);
@@ -211,11 +220,11 @@ pub fn builtins(input: &BuiltinInputs, svc_cidr: Option<&str>) -> Result<Env, En
     if let Some(pause) = input
         .image_list
         .as_deref()
-        .and_then(|list| pause_image(list, &registry_url))
+        .and_then(|list| pause_image(list, user.registry_url.unwrap_or(&registry_url)))
     {
         set("PauseImage", pause);
     }
-    if let Some(cidr) = svc_cidr {
+    if let Some(cidr) = user.svc_cidr {
         let (kube, dns) = service_ips(cidr)?;
         set("KubeSvcIP", kube);
         set("DNSSvcIP", dns);
@@ -231,11 +240,19 @@ pub fn merge(builtins: &Env, cluster: &Env, host: &Env) -> Env {
     env
 }
 
-/// The full environment of one host: `SvcCIDR` is looked up in the user env (host over
-/// cluster) before built-ins are derived, then everything is merged.
+/// The full environment of one host: `SvcCIDR` and `RegistryURL` are looked up in the user
+/// env (host over cluster) before built-ins are derived, then everything is merged.
 pub fn host_env(input: &BuiltinInputs, cluster: &Env, host: &Env) -> Result<Env, EnvError> {
-    let svc_cidr = host.get("SvcCIDR").or_else(|| cluster.get("SvcCIDR"));
-    let builtin = builtins(input, svc_cidr.map(String::as_str))?;
+    let user = |key: &str| {
+        host.get(key)
+            .or_else(|| cluster.get(key))
+            .map(String::as_str)
+    };
+    let overrides = UserOverrides {
+        svc_cidr: user("SvcCIDR"),
+        registry_url: user("RegistryURL"),
+    };
+    let builtin = builtins(input, overrides)?;
     Ok(merge(&builtin, cluster, host))
 }
 
@@ -366,13 +383,24 @@ mod tests {
         assert_eq!(env["HostIP"], "10.0.0.2");
         assert_eq!(env["KubeadmAPIVersion"], "kubeadm.k8s.io/v1beta2");
         assert_eq!(env["CriSocket"], "/run/containerd/containerd.sock");
-        assert_eq!(env["PauseImage"], "sea.hub:5000/pause:3.2");
+        assert_eq!(
+            env["PauseImage"], "mirror:5000/pause:3.2",
+            "re-homed to the user's RegistryURL"
+        );
         assert_eq!(env["KubeSvcIP"], "10.96.0.1");
         assert_eq!(env["DNSSvcIP"], "10.96.0.10");
         assert_eq!(env["PodCIDR"], "100.65.0.0/16", "host env wins");
         assert_eq!(
             env["RegistryURL"], "mirror:5000",
             "user env overrides built-ins"
+        );
+        let plain = host_env(&input, &cluster, &Env::new()).unwrap();
+        assert_eq!(plain["PauseImage"], "sea.hub:5000/pause:3.2");
+        let own = parse_entries(&["RegistryURL=mirror:5000", "PauseImage=mine/pause:1"]).unwrap();
+        assert_eq!(
+            host_env(&input, &Env::new(), &own).unwrap()["PauseImage"],
+            "mine/pause:1",
+            "a user PauseImage wins over the re-homed one"
         );
         let without = BuiltinInputs {
             kube_version: None,
