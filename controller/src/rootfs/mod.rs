@@ -6,6 +6,7 @@
 mod config;
 mod extract;
 mod hashcache;
+pub mod prune;
 mod templates;
 
 #[cfg(test)]
@@ -133,6 +134,7 @@ pub struct ResolvedRootfs {
 /// Resolves `image` (`spec.image`; relative to `clusterfile_dir`, `~/` expanded) to a
 /// directory. An archive is unpacked into `cache_dir/rootfs/<sha256 of the archive>`
 /// unless an earlier run already did; the archive's hash itself is cached by size and mtime.
+/// Unpacked trees no run used for [`prune::UNUSED_FOR`] are removed.
 /// An archive holding a single top-level directory (`tar czf r.tgz myrootfs/`) resolves to
 /// that directory.
 pub fn resolve(
@@ -158,7 +160,12 @@ pub fn resolve(
         .flatten()
     {
         let sha = hashes.hash(&path, &meta).map_err(io(&path))?;
-        let unpacked = extract::unpack_cached(&path, compression, &cache_dir.join("rootfs"), &sha)?;
+        let unpacked_root = cache_dir.join("rootfs");
+        let unpacked = extract::unpack_cached(&path, compression, &unpacked_root, &sha)?;
+        if let Err(e) = prune::touch(&unpacked) {
+            tracing::debug!(dir = %unpacked.display(), error = %e, "could not mark the unpacked rootfs as used");
+        }
+        prune::prune(&unpacked_root, &unpacked, std::time::SystemTime::now());
         let dir = single_top_dir(&unpacked).unwrap_or(unpacked);
         (dir, Some(fs::canonicalize(&path).map_err(io(&path))?))
     } else {

@@ -142,6 +142,21 @@ fn archives_unpack_once_into_the_cache() {
     // Same content (the tar), different compression: different archive hashes.
     let unpacked = fs::read_dir(cache.path().join("rootfs")).unwrap().count();
     assert_eq!(unpacked, 3);
+
+    // A tree no run used for weeks goes when another archive is resolved; the others stay.
+    let stale = cache.path().join("rootfs/0123stale");
+    fs::create_dir_all(stale.join("etc")).unwrap();
+    let weeks_ago = std::time::SystemTime::now() - super::prune::UNUSED_FOR * 2;
+    fs::File::open(&stale)
+        .unwrap()
+        .set_modified(weeks_ago)
+        .unwrap();
+    resolve("r.tar", site.path(), cache.path()).unwrap();
+    assert!(!stale.exists(), "a stale unpacked tree was kept");
+    assert_eq!(
+        fs::read_dir(cache.path().join("rootfs")).unwrap().count(),
+        3
+    );
 }
 
 #[test]
