@@ -43,7 +43,17 @@ impl Failure {
 
     pub fn into_error(self, file: &str, text: &str) -> ClusterfileError {
         let (line, column, message) = match self {
-            Failure::Yaml(e) => yaml_message(&e),
+            Failure::Yaml(e) => {
+                let (line, column, message) = yaml_message(&e);
+                // The reader places a duplicate key at the start of its mapping; point at
+                // the second occurrence, which is the one to remove.
+                match duplicated_key(&message)
+                    .and_then(|key| second_occurrence(text, line, column, key))
+                {
+                    Some((l, c)) => (l, c, message),
+                    None => (line, column, message),
+                }
+            }
             Failure::At(p) => {
                 let (line, column) = locate::locate(text, p.doc, &p.path);
                 (line, column, p.message)
@@ -87,6 +97,59 @@ fn yaml_message(e: &yaml_serde::Error) -> (usize, usize, String) {
         msg.push_str("; fix the YAML syntax here (indentation, quoting, `key: value`)");
     }
     (line, column, msg)
+}
+
+/// The key a duplicate-key message names (`duplicate entry with key "k"` for free-form
+/// mappings, ``duplicate field `k` `` for fixed shapes).
+fn duplicated_key(message: &str) -> Option<&str> {
+    let (open, close) = if message.contains("duplicate entry with key \"") {
+        ("duplicate entry with key \"", '"')
+    } else if message.contains("duplicate field `") {
+        ("duplicate field `", '`')
+    } else {
+        return None;
+    };
+    let rest = &message[message.find(open)? + open.len()..];
+    Some(&rest[..rest.find(close)?])
+}
+
+/// Where `key` is written for the second time in the block mapping whose first key is at
+/// `line`:`column` (1-based). `None` for a flow mapping (`{a: 1, a: 2}`) or when not found.
+fn second_occurrence(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let indent = column.checked_sub(1)?;
+    let is_key = |rest: &str| {
+        [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+            .iter()
+            .any(|k| {
+                rest.strip_prefix(k.as_str())
+                    .is_some_and(|after| after.trim_start().starts_with(':'))
+            })
+    };
+    let mut seen = 0;
+    for (i, l) in text.lines().enumerate().skip(line.checked_sub(1)?) {
+        let first = i + 1 == line;
+        let lead = l.len() - l.trim_start_matches(' ').len();
+        let body = l.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if !first && (lead < indent || body.starts_with("---") && lead == 0) {
+            break;
+        }
+        // On the first line the key may follow a `- `; on later ones it sits at the indent.
+        let at = if first {
+            l.get(indent..)
+        } else {
+            (lead == indent).then_some(body)
+        };
+        if at.is_some_and(is_key) {
+            seen += 1;
+            if seen == 2 {
+                return Some((i + 1, column));
+            }
+        }
+    }
+    None
 }
 
 /// What a document is.

@@ -291,7 +291,9 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (config_doc("  path: etc/a.yaml\n  strategy: merge\n  data: |\n    a: [1\n"), "Clusterfile:18:9: spec.data: data is not valid YAML (did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 4); expected YAML to merge into the file (strategy: merge)"),
         (config_doc("  path: etc/a.yaml\n  process: toJson\n  data: x\n"), "Clusterfile:17:3: spec.process: not supported (applications and value processing are not part of this version); remove it"),
         (format!("{HEAD}  hosts:\n    - ips: [10.0.0.1]\n     roles: [master]\n"), "Clusterfile:9:6: did not find expected '-' indicator, while parsing a block collection at line 8 column 5; fix the YAML syntax here (indentation, quoting, `key: value`)"),
-        (format!("{HEAD}  image: again\n{HOSTS}"), r#"Clusterfile:6:3: spec: duplicate entry with key "image"; give each key once"#),
+        (format!("{HEAD}  image: again\n{HOSTS}"), r#"Clusterfile:7:3: spec: duplicate entry with key "image"; give each key once"#),
+        (format!("{HEAD}  hosts:\n    - ips: [10.0.0.1]\n      # a comment\n      roles: [master]\n      ips: [10.0.0.2]\n"), r#"Clusterfile:11:7: spec.hosts[0]: duplicate entry with key "ips"; give each key once"#),
+        (format!("{HEAD}{HOSTS}  env: {{A: 1, A: 2}}\n"), r#"Clusterfile:10:8: spec.env: duplicate entry with key "A"; give each key once"#),
         (with_hosts("  hostAliases: [10.0.0.9]\n"), r#"Clusterfile:10:17: spec.hostAliases[0]: invalid type: string "10.0.0.9"; expected a mapping with ip and hostnames"#),
         (String::new(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
     ]
