@@ -46,10 +46,9 @@ impl View {
         match mode {
             OutputMode::Json => View::Json,
             OutputMode::Plain => View::Plain { verbose },
-            OutputMode::Auto if std::io::stderr().is_terminal() && !verbose => View::Bars(Bars {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                bars: HashMap::new(),
-            }),
+            OutputMode::Auto if std::io::stderr().is_terminal() && !verbose => {
+                View::Bars(Bars::new(ProgressDrawTarget::stderr()))
+            }
             OutputMode::Auto => View::Plain { verbose },
         }
     }
@@ -108,6 +107,14 @@ fn worth_a_line(event: &RunEvent, verbose: bool) -> bool {
 }
 
 impl Bars {
+    /// Bars drawn to `target`.
+    fn new(target: ProgressDrawTarget) -> Bars {
+        Bars {
+            multi: MultiProgress::with_draw_target(target),
+            bars: HashMap::new(),
+        }
+    }
+
     fn show(&mut self, event: &RunEvent) {
         if let RunEvent::RunStarted { hosts, .. } = event {
             let style = ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
@@ -154,5 +161,126 @@ impl Bars {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::event::{HostStatus, Phase};
+    use installer_proto::event::Stream;
+    use installer_proto::plan::StepKind;
+
+    fn agent(host: &str, event: Event) -> RunEvent {
+        RunEvent::Agent {
+            host: host.into(),
+            event,
+        }
+    }
+
+    #[test]
+    fn each_bar_follows_its_own_host_to_the_end() {
+        let mut bars = Bars::new(ProgressDrawTarget::hidden());
+        let events = [
+            RunEvent::RunStarted {
+                command: "apply".into(),
+                cluster: "c".into(),
+                hosts: vec!["10.0.0.1".into(), "10.0.0.2".into()],
+                dry_run: false,
+            },
+            RunEvent::PhaseStarted {
+                host: "10.0.0.1".into(),
+                phase: Phase::Ship,
+            },
+            RunEvent::Transfer {
+                host: "10.0.0.1".into(),
+                bytes_sent: 2048,
+                bytes_total: 4 << 20,
+            },
+            agent(
+                "10.0.0.2",
+                Event::StepStarted {
+                    step: "init-kube".into(),
+                    kind: StepKind::InitKube,
+                },
+            ),
+            // A host the run does not know changes nothing.
+            RunEvent::PhaseStarted {
+                host: "10.9.9.9".into(),
+                phase: Phase::Steps,
+            },
+        ];
+        for e in &events {
+            bars.show(e);
+        }
+        let message = |bars: &Bars, host: &str| bars.bars[host].message();
+        assert_eq!(bars.bars.len(), 2);
+        assert!(
+            message(&bars, "10.0.0.1").starts_with("ship: "),
+            "{}",
+            message(&bars, "10.0.0.1")
+        );
+        assert_eq!(message(&bars, "10.0.0.2"), "init-kube…");
+
+        bars.show(&agent(
+            "10.0.0.2",
+            Event::Output {
+                step: "init-kube".into(),
+                stream: Stream::Stdout,
+                line: "x".repeat(300),
+            },
+        ));
+        assert_eq!(
+            message(&bars, "10.0.0.2"),
+            format!("init-kube: {}", "x".repeat(80))
+        );
+
+        bars.show(&RunEvent::HostFinished {
+            host: "10.0.0.1".into(),
+            status: HostStatus::Ok {
+                ran: 7,
+                skipped: 0,
+                bytes_sent: 0,
+                files_sent: 0,
+                not_undone: Vec::new(),
+            },
+        });
+        bars.show(&RunEvent::HostFinished {
+            host: "10.0.0.2".into(),
+            status: HostStatus::Failed {
+                phase: Phase::Steps,
+                step: Some("init-kube".into()),
+                reason: "init-kube.sh exited with code 3\nlast lines…".into(),
+            },
+        });
+        let ok = message(&bars, "10.0.0.1");
+        assert!(ok.starts_with("✓ ok: 7 step(s) ran"), "{ok}");
+        let failed = message(&bars, "10.0.0.2");
+        assert!(failed.starts_with("✗ failed"), "{failed}");
+        assert!(
+            !failed.contains('\n'),
+            "only the first line of the reason: {failed}"
+        );
+        assert!(bars.bars.values().all(ProgressBar::is_finished));
+    }
+
+    #[test]
+    fn finish_ends_bars_a_run_left_unfinished() {
+        let mut view = View::Bars(Bars::new(ProgressDrawTarget::hidden()));
+        view.show(
+            "r",
+            0,
+            &RunEvent::RunStarted {
+                command: "apply".into(),
+                cluster: "c".into(),
+                hosts: vec!["10.0.0.1".into()],
+                dry_run: false,
+            },
+        );
+        view.finish();
+        let View::Bars(bars) = &view else {
+            unreachable!("built as bars")
+        };
+        assert!(bars.bars["10.0.0.1"].is_finished());
     }
 }
