@@ -5,6 +5,7 @@
 //! - [`hosts`]: N node containers on a private Docker network, with keys, a Clusterfile and a
 //!   known_hosts file; helpers to cut a host off or stop it.
 //! - [`debs`], [`registry_image`], [`fixture`]: a fixture rootfs from real Debian binaries.
+//! - [`sshd`]: a real sshd on a loopback port, for SSH-layer tests that need no Docker.
 //! - [`vagrant`]: the repository's Vagrantfile on the docker provider.
 
 pub mod cache;
@@ -14,4 +15,5 @@ pub mod fixture;
 pub mod hosts;
 pub mod node_image;
 pub mod registry_image;
+pub mod sshd;
 pub mod vagrant;
