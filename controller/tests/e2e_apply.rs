@@ -42,6 +42,7 @@ fn apply_reapply_change_and_clean_on_three_hosts() {
     assert_eq!(run.code, 0, "{}", run.describe());
     for (i, ip) in ips.iter().enumerate() {
         assert_eq!(run.status(ip)["status"], "ok", "{ip}: {}", run.describe());
+        assert_eq!(run.settled_once(ip), run.started(ip), "{ip}");
         // bin/ installed.
         sh(
             &cluster,

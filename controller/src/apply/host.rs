@@ -80,6 +80,9 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Files sent.
     pub files_sent: u64,
+    /// Steps this run already reported done or skipped. Apply's second pass goes over them
+    /// again and the agent skips them; saying so a second time would only be noise.
+    pub settled: std::collections::BTreeSet<String>,
 }
 
 /// How a host's work ended early.

@@ -5,6 +5,7 @@
 use super::for_each_host;
 use super::host::{Connected, HostFail, RunCtx};
 use crate::output::event::{HostStatus, Phase, RunEvent};
+use installer_proto::event::Event;
 use installer_proto::plan::StepKind;
 use std::sync::Arc;
 
@@ -42,13 +43,25 @@ async fn run_one(
         phase: Phase::Steps,
     });
     let reporter = ctx.reporter.clone();
-    let mut on_event = |event| {
+    let settled = std::mem::take(&mut c.stats.settled);
+    let mut newly = Vec::new();
+    let mut on_event = |event: Event| {
+        match &event {
+            Event::StepSkipped { step, .. } if settled.contains(step) => return,
+            Event::StepDone { step, .. } | Event::StepSkipped { step, .. } => {
+                newly.push(step.clone())
+            }
+            _ => {}
+        }
         reporter.emit(RunEvent::Agent {
             host: host.clone(),
             event,
         })
     };
-    match c.agent.run(force, stop_after, &mut on_event).await {
+    let result = c.agent.run(force, stop_after, &mut on_event).await;
+    c.stats.settled = settled;
+    c.stats.settled.extend(newly);
+    match result {
         Ok(outcome) if outcome.ok => {
             if last {
                 // The first pass's steps are skipped again in the last one; count them once.

@@ -70,6 +70,28 @@ impl Run {
             .collect()
     }
 
+    /// Steps reported done or skipped on `host`, in order; asserts none is reported twice
+    /// (apply's two passes must not repeat what the first one settled).
+    pub fn settled_once(&self, host: &str) -> Vec<String> {
+        let steps: Vec<String> = self
+            .of_type("agent")
+            .into_iter()
+            .filter(|e| {
+                e["host"] == host && (e["event"] == "step_done" || e["event"] == "step_skipped")
+            })
+            .map(|e| e["step"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let mut unique = steps.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            steps.len(),
+            "{host}: a step reported twice: {steps:?}"
+        );
+        steps
+    }
+
     /// The final status of `host`.
     pub fn status(&self, host: &str) -> serde_json::Value {
         self.of_type("host_finished")
