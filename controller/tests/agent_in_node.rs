@@ -100,14 +100,5 @@ fn the_agent_starts_sealer_registry_itself_and_clean_removes_it() {
     assert!(clean.contains("container sealer-registry"), "{clean}");
     let left = sh(&cluster, 0, "pgrep -l 'containerd|docker-regis' || true");
     assert_eq!(left.trim(), "", "processes left after clean");
-    let changes = testenv::hosts::diff(&before, &cluster.snapshot(0).unwrap());
-    assert!(
-        changes.is_empty(),
-        "the host differs after clean:\n{}",
-        changes
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_as_before(&cluster, 0, &before);
 }

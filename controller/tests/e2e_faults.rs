@@ -56,27 +56,13 @@ fn non_root_users_go_through_sudo() {
 
     // A user whose sudo needs a password: fed once on stdin, never on a command line.
     set_user(&cluster, OPSPW_USER);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
-        .args(["clean", "-o", "json", "--sudo-password-env", "E2E_SUDO_PW"])
-        .arg("-f")
-        .arg(cluster.clusterfile_path())
-        .arg("--known-hosts")
-        .arg(cluster.known_hosts_path())
-        .arg("--agent-dir")
-        .arg(agent_dir())
-        .arg("--log-dir")
-        .arg(cluster.workdir().join("runs"))
-        .env("E2E_SUDO_PW", cluster.password())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = run_of(
+        installer_command(&cluster, &["clean", "--sudo-password-env", "E2E_SUDO_PW"])
+            .env("E2E_SUDO_PW", cluster.password()),
     );
+    assert_eq!(run.code, 0, "{}", run.describe());
     assert!(
-        !stdout.contains(cluster.password()),
+        !run.stdout.contains(cluster.password()) && !run.stderr.contains(cluster.password()),
         "the sudo password was printed"
     );
     let logs = sh_local(&format!(
@@ -94,28 +80,13 @@ fn non_root_users_go_through_sudo() {
     // so it really asks).
     sh(&cluster, 0, "rm -rf /run/sudo/ts");
     let started = std::time::Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
-        .args(["apply", "-o", "json", "--sudo-password-env", "E2E_SUDO_PW"])
-        .arg("-f")
-        .arg(cluster.clusterfile_path())
-        .arg("--known-hosts")
-        .arg(cluster.known_hosts_path())
-        .arg("--agent-dir")
-        .arg(agent_dir())
-        .arg("--log-dir")
-        .arg(cluster.workdir().join("runs"))
-        .env("E2E_SUDO_PW", "wrong-password")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let run = run_of(
+        installer_command(&cluster, &["apply", "--sudo-password-env", "E2E_SUDO_PW"])
+            .env("E2E_SUDO_PW", "wrong-password"),
     );
+    assert_eq!(run.code, 1, "{}", run.describe());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("sudo"), "{stdout}");
+    assert!(run.stdout.contains("sudo"), "{}", run.stdout);
 
     // spec.ssh.passwd, read from the environment with ${NAME}, is the sudo password too.
     let path = cluster.clusterfile_path();
@@ -124,22 +95,10 @@ fn non_root_users_go_through_sudo() {
         .replace("user: opspw", "user: opspw\n    passwd: \"${E2E_SSH_PW}\"");
     fs::write(&path, text).unwrap();
     sh(&cluster, 0, "rm -rf /run/sudo/ts");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
-        .args(["apply", "-o", "json"])
-        .arg("-f")
-        .arg(&path)
-        .arg("--known-hosts")
-        .arg(cluster.known_hosts_path())
-        .arg("--agent-dir")
-        .arg(agent_dir())
-        .arg("--log-dir")
-        .arg(cluster.workdir().join("runs"))
-        .env("E2E_SSH_PW", cluster.password())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(!stdout.contains(cluster.password()));
+    let run = run_of(installer_command(&cluster, &["apply"]).env("E2E_SSH_PW", cluster.password()));
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert!(!run.stdout.contains(cluster.password()));
+    assert!(!run.stderr.contains(cluster.password()));
     let logs = sh_local(&format!(
         "grep -rl {} {} || true",
         cluster.password(),
@@ -209,20 +168,14 @@ fn a_host_cut_off_mid_apply_fails_alone_and_a_reapply_completes_it() {
         "#!/bin/sh\nsleep 3\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
-        .args(["apply", "-o", "json", "--connect-timeout", "5", "--overlay"])
-        .arg(overlay.path())
-        .arg("-f")
-        .arg(cluster.clusterfile_path())
-        .arg("--known-hosts")
-        .arg(cluster.known_hosts_path())
-        .arg("--agent-dir")
-        .arg(agent_dir())
-        .arg("--log-dir")
-        .arg(cluster.workdir().join("runs"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let overlay_arg = overlay.path().display().to_string();
+    let mut child = installer_command(
+        &cluster,
+        &["apply", "--connect-timeout", "5", "--overlay", &overlay_arg],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut events = Vec::new();
     let mut cut = false;

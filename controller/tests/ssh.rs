@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use installer::ssh::{self, AuthConfig, ConnectOptions, HostKeyPolicy, Secret, SshError, Target};
+mod ssh_common;
+
+use installer::ssh::{self, AuthConfig, Secret, SshError, Target};
+use ssh_common::{key_auth, opts, policy};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,27 +27,6 @@ fn target(cluster: &Cluster, user: &str, auth: AuthConfig) -> Target {
         port: 22,
         user: user.to_string(),
         auth,
-    }
-}
-
-fn key_auth(key: &Path) -> AuthConfig {
-    AuthConfig {
-        private_key: Some(key.to_path_buf()),
-        ..AuthConfig::default()
-    }
-}
-
-fn policy(known_hosts: &Path, accept_new: bool) -> HostKeyPolicy {
-    HostKeyPolicy {
-        known_hosts: known_hosts.to_path_buf(),
-        accept_new,
-    }
-}
-
-fn opts() -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: Duration::from_secs(3),
-        keepalive: Duration::from_secs(5),
     }
 }
 

@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use installer::ssh::{self, AuthConfig, ConnectOptions, HostKeyPolicy, SshError, Target};
+mod ssh_common;
+
+use installer::ssh::{self, SshError, Target};
+use ssh_common::{key_auth, opts, policy};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 use testenv::sshd::LoopbackSshd;
 
 fn login_user() -> String {
@@ -20,24 +22,7 @@ fn target(port: u16, key: &Path) -> Target {
         host: "127.0.0.1".into(),
         port,
         user: login_user(),
-        auth: AuthConfig {
-            private_key: Some(key.to_path_buf()),
-            ..AuthConfig::default()
-        },
-    }
-}
-
-fn policy(known_hosts: &Path, accept_new: bool) -> HostKeyPolicy {
-    HostKeyPolicy {
-        known_hosts: known_hosts.to_path_buf(),
-        accept_new,
-    }
-}
-
-fn opts() -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: Duration::from_secs(3),
-        keepalive: Duration::from_secs(5),
+        auth: key_auth(key),
     }
 }
 

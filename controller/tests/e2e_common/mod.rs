@@ -127,11 +127,11 @@ impl Run {
     }
 }
 
-/// Runs `installer <args>` with JSON output against a testenv cluster's files.
-pub fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
-    let logs = cluster.workdir().join("runs");
-    let out = Command::new(env!("CARGO_BIN_EXE_installer"))
-        .args(args)
+/// `installer <args>` with JSON output against a testenv cluster's files, ready to run
+/// (add env, pipes).
+pub fn installer_command(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_installer"));
+    cmd.args(args)
         .arg("-f")
         .arg(cluster.clusterfile_path())
         .arg("--known-hosts")
@@ -139,24 +139,33 @@ pub fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
         .arg("--agent-dir")
         .arg(agent_dir())
         .arg("--log-dir")
-        .arg(&logs)
+        .arg(cluster.workdir().join("runs"))
         .args(["-o", "json"])
-        .env("HOME", cluster.workdir())
-        .output()
-        .expect("running installer");
+        .env("HOME", cluster.workdir());
+    cmd
+}
+
+/// Runs `installer <args>` with JSON output against a testenv cluster's files.
+pub fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
+    let run = run_of(&mut installer_command(cluster, args));
+    eprintln!("installer {}: exit {}", args.join(" "), run.code);
+    run
+}
+
+/// Runs a prepared `installer` command to its end and reads its events.
+pub fn run_of(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("running installer");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let events = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let run = Run {
+    Run {
         code: out.status.code().unwrap_or(-1),
         stdout,
         stderr: String::from_utf8_lossy(&out.stderr).to_string(),
         events,
-    };
-    eprintln!("installer {}: exit {}", args.join(" "), run.code);
-    run
+    }
 }
 
 /// Runs a shell command on host `i` (through docker exec), returning stdout; panics with
@@ -171,4 +180,37 @@ pub fn sh(cluster: &testenv::hosts::Cluster, i: usize, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Asserts host `i` is as it was in `before`, listing every difference.
+pub fn assert_as_before(
+    cluster: &testenv::hosts::Cluster,
+    i: usize,
+    before: &testenv::hosts::Snapshot,
+) {
+    let changes = testenv::hosts::diff(before, &cluster.snapshot(i).unwrap());
+    assert!(
+        changes.is_empty(),
+        "node{} differs from before:\n{}",
+        i + 1,
+        changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Asserts that host `i` has no systemd unit matching `units` (space-separated globs) and
+/// no process whose name matches `procs` (a pgrep pattern: names, not command lines, which
+/// would match the checking shell itself).
+pub fn assert_nothing_left(cluster: &testenv::hosts::Cluster, i: usize, units: &str, procs: &str) {
+    let left = sh(
+        cluster,
+        i,
+        &format!("systemctl list-units --all --no-legend {units} | wc -l"),
+    );
+    assert_eq!(left.trim(), "0", "node{}: units left", i + 1);
+    let left = sh(cluster, i, &format!("pgrep -l '{procs}' || true"));
+    assert_eq!(left.trim(), "", "node{}: processes left", i + 1);
 }
