@@ -1,7 +1,7 @@
 //! Where the agent's events go: to the controller as wire messages (`serve`), or to the
 //! terminal when run by hand.
 
-use installer_proto::event::{Event, Stream};
+use installer_proto::event::Event;
 use installer_proto::wire::{AgentMsg, write_msg};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -82,45 +82,12 @@ impl Sink for TermSink {
     }
 }
 
-/// One human line for an event, or `None` for events not worth a line.
+/// One human line for an event, or `None` for events not worth a line (script output
+/// unless `verbose`, transfer progress).
 pub fn human(event: &Event, verbose: bool) -> Option<String> {
-    Some(match event {
-        Event::StepStarted { step, .. } => format!("==> {step}"),
-        Event::Output { step, stream, line } => {
-            if !verbose {
-                return None;
-            }
-            let tag = match stream {
-                Stream::Stdout => "",
-                Stream::Stderr => " (stderr)",
-            };
-            format!("    {step}{tag}: {line}")
-        }
-        Event::StepDone {
-            step,
-            duration_ms,
-            files,
-            bytes,
-        } => {
-            if *files > 0 {
-                format!("    {step}: done in {duration_ms} ms ({files} files, {bytes} bytes)")
-            } else {
-                format!("    {step}: done in {duration_ms} ms")
-            }
-        }
-        Event::StepSkipped { step, reason } => format!("--- {step}: skipped ({reason})"),
-        Event::WouldRun { step, reason } => format!("+++ {step}: would run ({reason})"),
-        Event::StepFailed { step, error } => {
-            let mut s = format!("!!! {step}: {}", error.message);
-            for line in &error.tail {
-                s.push_str("\n    | ");
-                s.push_str(line);
-            }
-            s
-        }
-        Event::Received { .. } => return None,
-        Event::Undone { what } => format!("    removed: {what}"),
-        Event::NotUndone { what, reason } => format!("!!! could not undo {what}: {reason}"),
-        Event::Warning { message } => format!("warning: {message}"),
-    })
+    match event {
+        Event::Output { .. } if !verbose => None,
+        Event::Received { .. } => None,
+        _ => Some(event.describe()),
+    }
 }

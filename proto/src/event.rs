@@ -125,6 +125,57 @@ impl Event {
             _ => None,
         }
     }
+
+    /// One human line for the event (a failure adds its output tail on further lines):
+    /// what the controller's per-host log and plain view and the hand-run agent print.
+    pub fn describe(&self) -> String {
+        match self {
+            Event::StepStarted { step, .. } => format!("{step}: started"),
+            Event::Output { step, stream, line } => match stream {
+                Stream::Stdout => format!("{step} | {line}"),
+                Stream::Stderr => format!("{step} ! {line}"),
+            },
+            Event::StepDone {
+                step,
+                duration_ms,
+                files,
+                bytes,
+            } => {
+                if *files > 0 {
+                    format!(
+                        "{step}: done in {} ({files} file(s), {})",
+                        crate::human::secs(*duration_ms),
+                        crate::human::bytes(*bytes)
+                    )
+                } else {
+                    format!("{step}: done in {}", crate::human::secs(*duration_ms))
+                }
+            }
+            Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
+            Event::WouldRun { step, reason } => format!("{step}: would run ({reason})"),
+            Event::StepFailed { step, error } => {
+                let mut s = format!("{step}: FAILED: {}", error.message);
+                for line in &error.tail {
+                    s.push_str("\n    ");
+                    s.push_str(line);
+                }
+                s
+            }
+            Event::Received {
+                files,
+                bytes,
+                total_files,
+                total_bytes,
+            } => format!(
+                "received {files}/{total_files} file(s), {} of {}",
+                crate::human::bytes(*bytes),
+                crate::human::bytes(*total_bytes)
+            ),
+            Event::Undone { what } => format!("undone: {what}"),
+            Event::NotUndone { what, reason } => format!("NOT undone: {what}: {reason}"),
+            Event::Warning { message } => format!("warning: {message}"),
+        }
+    }
 }
 
 /// How an apply or clean ended on a host.
@@ -169,5 +220,37 @@ mod tests {
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.step(), Some("init-kube"));
+    }
+
+    #[test]
+    fn descriptions_are_one_line_except_a_failure_tail() {
+        let done = Event::StepDone {
+            step: "install-bin".into(),
+            duration_ms: 1450,
+            files: 3,
+            bytes: 1536,
+        };
+        assert_eq!(
+            done.describe(),
+            "install-bin: done in 1.4s (3 file(s), 1.5 KiB)"
+        );
+        let err = Event::Output {
+            step: "init-kube".into(),
+            stream: Stream::Stderr,
+            line: "oops".into(),
+        };
+        assert_eq!(err.describe(), "init-kube ! oops");
+        let failed = Event::StepFailed {
+            step: "init-kube".into(),
+            error: StepError {
+                message: "init-kube.sh exited with code 3".into(),
+                exit_code: Some(3),
+                tail: vec!["a".into(), "b".into()],
+            },
+        };
+        assert_eq!(
+            failed.describe(),
+            "init-kube: FAILED: init-kube.sh exited with code 3\n    a\n    b"
+        );
     }
 }

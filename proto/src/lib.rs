@@ -12,6 +12,7 @@
 pub mod env;
 pub mod event;
 pub mod facts;
+pub mod human;
 pub mod manifest;
 pub mod plan;
 pub mod rootfs;

@@ -4,7 +4,7 @@
 //! afterwards.
 
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
-use installer_proto::event::{Event, Stream};
+pub use installer_proto::human::bytes as human_bytes;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -182,7 +182,7 @@ pub fn describe(event: &RunEvent) -> String {
             human_bytes(*bytes),
             human_bytes(*bytes_sent)
         ),
-        RunEvent::Agent { event, .. } => describe_agent(event),
+        RunEvent::Agent { event, .. } => event.describe(),
         RunEvent::HostFinished { status, .. } => {
             format!("finished: {}", super::table::status_text(status))
         }
@@ -199,79 +199,10 @@ pub fn describe(event: &RunEvent) -> String {
     }
 }
 
-/// One human line for an agent event.
-pub fn describe_agent(event: &Event) -> String {
-    match event {
-        Event::StepStarted { step, .. } => format!("{step}: started"),
-        Event::Output { step, stream, line } => match stream {
-            Stream::Stdout => format!("{step} | {line}"),
-            Stream::Stderr => format!("{step} ! {line}"),
-        },
-        Event::StepDone {
-            step,
-            duration_ms,
-            files,
-            bytes,
-        } => {
-            if *files > 0 {
-                format!(
-                    "{step}: done in {} ({files} file(s), {})",
-                    secs(*duration_ms),
-                    human_bytes(*bytes)
-                )
-            } else {
-                format!("{step}: done in {}", secs(*duration_ms))
-            }
-        }
-        Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
-        Event::WouldRun { step, reason } => format!("{step}: would run ({reason})"),
-        Event::StepFailed { step, error } => {
-            let mut s = format!("{step}: FAILED: {}", error.message);
-            for line in &error.tail {
-                s.push_str("\n    ");
-                s.push_str(line);
-            }
-            s
-        }
-        Event::Received {
-            files,
-            bytes,
-            total_files,
-            total_bytes,
-        } => format!(
-            "received {files}/{total_files} file(s), {} of {}",
-            human_bytes(*bytes),
-            human_bytes(*total_bytes)
-        ),
-        Event::Undone { what } => format!("undone: {what}"),
-        Event::NotUndone { what, reason } => format!("NOT undone: {what}: {reason}"),
-        Event::Warning { message } => format!("warning: {message}"),
-    }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
-}
-
-/// `1.5 MiB`-style sizes.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use installer_proto::event::{Event, Stream};
 
     #[test]
     fn civil_time_is_right() {
@@ -280,13 +211,6 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
         assert_eq!(clock(1_795_504_501_042), "07:15:01.042");
-    }
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 
     #[test]
