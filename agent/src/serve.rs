@@ -100,13 +100,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                         ))
                     }
                 }?;
-                send(&match result {
-                    Ok(t) => AgentMsg::Received {
-                        files: t.files,
-                        bytes: t.bytes,
-                    },
-                    Err(message) => AgentMsg::Error { message },
-                })?;
+                send(&received(result))?;
             }
             ControllerMsg::FilesEnd => {
                 let result = match apply.as_mut() {
@@ -116,13 +110,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                         .and_then(|r| r.finish().map_err(|e| e.to_string())),
                     None => Err("no plan was offered".to_string()),
                 };
-                send(&match result {
-                    Ok(t) => AgentMsg::Received {
-                        files: t.files,
-                        bytes: t.bytes,
-                    },
-                    Err(message) => AgentMsg::Error { message },
-                })?;
+                send(&received(result))?;
             }
             ControllerMsg::Run { force, stop_after } => match apply.as_mut() {
                 Some(a) => {
@@ -167,6 +155,17 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
 }
 
 /// Reads and discards chunks up to `FilesEnd`, keeping the stream in step after a refusal.
+/// The answer to file content or its end: what was received so far, or why not.
+fn received(result: Result<Totals, String>) -> AgentMsg {
+    match result {
+        Ok(t) => AgentMsg::Received {
+            files: t.files,
+            bytes: t.bytes,
+        },
+        Err(message) => AgentMsg::Error { message },
+    }
+}
+
 fn drain<R: BufRead>(input: &mut R) -> Result<(), ServeError> {
     let mut buf = Vec::new();
     while let Some(msg) = read_msg::<_, ControllerMsg>(input)? {
