@@ -2,12 +2,15 @@
 //! host lacks, receive it, then run the steps in order — skipping those whose inputs did not
 //! change, stopping at the first failure (the next apply resumes there).
 
+use crate::clusters::{self, ClusterRef};
 use crate::fsutil;
 use crate::index::RootfsIndex;
 use crate::journal::{Journal, StepRecord};
-use crate::lock::ClusterLock;
+use crate::lock::HostLock;
+use crate::owner::{self, Ownership};
 use crate::paths::ClusterPaths;
 use crate::receive::Receiver;
+use crate::recover;
 use crate::root::HostRoot;
 use crate::sink::Sink;
 use crate::steps::{self, Ctx, Step};
@@ -34,6 +37,15 @@ pub enum ApplyError {
     /// Receiving content failed.
     #[error(transparent)]
     Receive(#[from] crate::receive::ReceiveError),
+    /// The cluster directory is not this product's.
+    #[error("{0}")]
+    Foreign(String),
+    /// Another cluster on this host owns files this one would write.
+    #[error("{0}")]
+    Overlap(String),
+    /// What a crashed agent left could not be cleared.
+    #[error("{0}")]
+    Recover(String),
     /// A request came out of order.
     #[error("{0}")]
     Protocol(String),
@@ -60,30 +72,70 @@ pub struct Apply {
     dry_run: bool,
     need: Need,
     journal: Option<Journal>,
-    _lock: Option<ClusterLock>,
+    _lock: Option<HostLock>,
 }
 
 impl Apply {
-    /// Accepts a plan: validates it and, unless `dry_run`, takes the cluster lock and opens
-    /// the journal (creating the cluster directory, recorded for clean).
+    /// Accepts a plan: validates it and, unless `dry_run`, takes the host lock, claims the
+    /// cluster directory (refusing one this product did not create, and files another
+    /// cluster on this host owns), opens the journal and clears what a crashed agent left.
     pub fn offer(root: HostRoot, plan: Plan, dry_run: bool) -> Result<Apply, ApplyError> {
         plan.validate()?;
         let paths = ClusterPaths::new(&root, &plan.data_root, &plan.cluster);
+        let ownership = owner::check(&paths, &plan.cluster);
+        if let Ownership::Foreign(why) = &ownership {
+            return Err(ApplyError::Foreign(format!(
+                "{why}; apply never takes over a directory it did not create — choose another spec.dataRoot or cluster name, or move it aside"
+            )));
+        }
+        let me = ClusterRef {
+            cluster: plan.cluster.clone(),
+            data_root: plan.data_root.clone(),
+        };
         let (lock, journal) = if dry_run {
             (None, None)
         } else {
-            let created = fsutil::create_dirs(&paths.cluster_dir)?;
-            let lock = ClusterLock::take(&paths.lock, &plan.cluster)?;
+            let lock = HostLock::take(&root, &format!("apply of cluster {}", plan.cluster))?;
+            let bins: Vec<String> = steps::bin::bin_files(&plan)
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        steps::bin::BIN_DIR,
+                        e.path.trim_start_matches("bin/")
+                    )
+                })
+                .collect();
+            let names: Vec<String> = plan
+                .hosts_entries
+                .iter()
+                .flat_map(|e| e.names.iter().cloned())
+                .collect();
+            if let Some(what) = clusters::overlap(&root, &me, &bins, &names) {
+                return Err(ApplyError::Overlap(format!(
+                    "{what}; two clusters whose files overlap cannot share a host — clean that cluster first, or give this one other hosts"
+                )));
+            }
+            let created = match ownership {
+                Ownership::Absent => {
+                    let created = fsutil::create_dirs(&paths.cluster_dir)?;
+                    owner::claim(&paths, &plan.cluster, true)?;
+                    created
+                }
+                Ownership::Empty => {
+                    owner::claim(&paths, &plan.cluster, false)?;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
             let mut journal = Journal::open(&paths.state, &plan.cluster, &plan.data_root)?;
-            if !created.is_empty() {
-                let prefix = root.path("/");
-                let host: Vec<String> = created
-                    .iter()
-                    .map(|p| {
-                        format!("/{}", p.strip_prefix(&prefix).unwrap_or(p).display())
-                            .replace("//", "/")
-                    })
-                    .collect();
+            // The cluster directory itself goes with the marker; only its parents are
+            // recorded, so clean removes them when they are empty.
+            let host: Vec<String> = created
+                .iter()
+                .filter(|p| **p != paths.cluster_dir)
+                .map(|p| host_path(&root, p))
+                .collect();
+            if !host.is_empty() {
                 journal.update(|r| {
                     for h in host {
                         if !r.created_dirs.contains(&h) {
@@ -92,6 +144,8 @@ impl Apply {
                     }
                 })?;
             }
+            clusters::register(&root, &me)?;
+            recover::after_crash(&root, &paths, &mut journal)?;
             (Some(lock), Some(journal))
         };
         let mut apply = Apply {
@@ -205,7 +259,13 @@ impl Apply {
             let last = self.recorded(&step.id);
             let unchanged = last.as_ref().is_some_and(|r| r.ok && r.input_hash == hash)
                 && !(step.kind == StepKind::PlaceRootfs && staged_any);
-            if unchanged && !force {
+            // Unchanged inputs are not enough: what the step left must still be there.
+            let drifted = if unchanged && !force {
+                self.drift(&step)
+            } else {
+                None
+            };
+            if unchanged && !force && drifted.is_none() {
                 outcome.skipped += 1;
                 sink.event(Event::StepSkipped {
                     step: step.id.clone(),
@@ -213,17 +273,18 @@ impl Apply {
                 });
                 continue;
             }
-            let reason = match &last {
-                _ if force => "forced",
-                None => "never ran",
-                Some(r) if !r.ok => "resumes after a failure",
-                Some(_) => "inputs changed",
+            let reason = match (&last, drifted) {
+                _ if force => "forced".to_string(),
+                (_, Some(what)) => format!("drifted: {what}"),
+                (None, _) => "never ran".to_string(),
+                (Some(r), _) if !r.ok => "resumes after a failure".to_string(),
+                (Some(_), _) => "inputs changed".to_string(),
             };
             if self.dry_run {
                 outcome.ran += 1;
                 sink.event(Event::WouldRun {
                     step: step.id.clone(),
-                    reason: reason.into(),
+                    reason,
                 });
                 continue;
             }
@@ -248,6 +309,7 @@ impl Apply {
             sink.event(Event::StepStarted {
                 step: step.id.clone(),
                 kind: step.kind,
+                reason,
             });
             let started = Instant::now();
             let mut ctx = Ctx {
@@ -295,6 +357,19 @@ impl Apply {
         outcome
     }
 
+    /// Why what `step` left is no longer there, if it is not.
+    fn drift(&self, step: &Step) -> Option<String> {
+        let loaded;
+        let journal = match &self.journal {
+            Some(j) => j,
+            None => {
+                loaded = Journal::load(&self.paths.state).ok().flatten()?;
+                &loaded
+            }
+        };
+        step.drift(&self.root, &self.plan, &self.paths, journal)
+    }
+
     fn recorded(&self, id: &str) -> Option<StepRecord> {
         match &self.journal {
             Some(j) => j.record.steps.get(id).cloned(),
@@ -305,6 +380,12 @@ impl Apply {
                 .and_then(|j| j.record.steps.get(id).cloned()),
         }
     }
+}
+
+/// The host path of `p`, a path under `root`.
+pub fn host_path(root: &HostRoot, p: &std::path::Path) -> String {
+    let prefix = root.path("/");
+    format!("/{}", p.strip_prefix(&prefix).unwrap_or(p).display()).replace("//", "/")
 }
 
 fn failed(mut outcome: Outcome, step: &str, message: String) -> Outcome {

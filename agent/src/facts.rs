@@ -3,7 +3,7 @@
 //! state recorded for a cluster.
 
 use crate::journal::Journal;
-use crate::lock::ClusterLock;
+use crate::lock::HostLock;
 use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
 use installer_proto::facts::{Facts, StateSummary};
@@ -99,7 +99,7 @@ pub fn summary(root: &HostRoot, data_root: &str, cluster: &str) -> Option<StateS
             .map(|(id, _)| id.clone())
             .collect(),
         failed_step: record.failed_step,
-        locked: ClusterLock::is_held(&paths.lock),
+        locked: HostLock::is_held(root),
         changes: record.installed.len() as u64 + u64::from(record.hosts.is_some()),
     })
 }

@@ -29,13 +29,23 @@ pub fn ctx<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> 
     }
 }
 
-/// The temporary sibling a file is written to before it is renamed into place.
-fn temp_sibling(target: &Path) -> PathBuf {
+/// The temporary sibling a file is written to before it is renamed into place. The name is
+/// fixed (one agent runs per host at a time), so a crash's leftover is known from the
+/// target alone: every target outside the cluster directory is in the journal before it is
+/// written, and the next apply or clean removes its sibling ([`remove_temp_sibling`]).
+pub fn temp_sibling(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.installer-tmp.{}", std::process::id()))
+    target.with_file_name(format!(".{name}.installer-tmp"))
+}
+
+/// Removes what a crashed write to `target` left; returns whether there was anything.
+pub fn remove_temp_sibling(target: &Path) -> bool {
+    let tmp = temp_sibling(target);
+    fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file())
+        && fs::remove_file(&tmp).is_ok()
 }
 
 /// Fsyncs a directory so a rename inside it is durable.
@@ -90,26 +100,6 @@ pub fn copy_atomic(src: &Path, target: &Path) -> Result<u64, FsError> {
     // tests that run without privileges, where every file is ours anyway.
     let _ = std::os::unix::fs::chown(target, Some(meta.uid()), Some(meta.gid()));
     Ok(n)
-}
-
-/// Whether two files hold the same bytes (compared by streaming, no hashing).
-pub fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
-    let (ma, mb) = (fs::metadata(a)?, fs::metadata(b)?);
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
-    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    loop {
-        let n = fa.read(&mut ba)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-    }
 }
 
 /// Creates `dir` and its missing ancestors; returns the ones it created, outermost first, so

@@ -4,6 +4,7 @@
 //! crash half-way; steps are recorded with the hash of their inputs so a re-apply skips what
 //! did not change and resumes at what failed.
 
+use crate::fingerprint::Fingerprint;
 use crate::fsutil::{self, FsError};
 use installer_proto::env::Env;
 use serde::{Deserialize, Serialize};
@@ -12,13 +13,30 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The journal format version; a newer agent refuses to guess at an unknown one.
-pub const JOURNAL_VERSION: u32 = 1;
+pub const JOURNAL_VERSION: u32 = 2;
 
 /// A file the agent installed outside the cluster directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
     /// The backup of what was there before (a file name under `state/backup/`), if anything was.
     pub backup: Option<String>,
+    /// What the agent left there, once written; clean keeps a file that differs from it
+    /// (a person changed it) unless forced, and re-apply re-installs it.
+    #[serde(default)]
+    pub left: Option<Fingerprint>,
+}
+
+/// A step's processes while it runs: the next agent kills what a crashed agent's step left
+/// running before it does anything else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    /// Step id.
+    pub step: String,
+    /// The process group of the step.
+    pub pgid: i32,
+    /// A value of `INSTALLER_STEP_TOKEN` in every process of the step: a reused group id
+    /// is not mistaken for the step's.
+    pub token: String,
 }
 
 /// The agent's own edits to `/etc/hosts`.
@@ -70,6 +88,19 @@ pub struct Record {
     pub env: Env,
     /// The step that failed last, if the last apply failed.
     pub failed_step: Option<String>,
+    /// Rendered template outputs (rootfs-relative) as render-templates left them.
+    #[serde(default)]
+    pub rendered: BTreeMap<String, Fingerprint>,
+    /// The step whose processes are running, if one is.
+    #[serde(default)]
+    pub running: Option<Running>,
+    /// Systemd units the rootfs's scripts started or enabled.
+    #[serde(default)]
+    pub units: crate::units::UnitChanges,
+    /// Clean phases that finished (`clean-kube`, …): a clean run again after an
+    /// interruption does not repeat them.
+    #[serde(default)]
+    pub cleaned: BTreeSet<String>,
 }
 
 /// Why the journal could not be read or written.

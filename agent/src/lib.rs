@@ -5,17 +5,22 @@
 
 pub mod apply;
 pub mod clean;
+pub mod clusters;
 pub mod exec;
 pub mod facts;
+pub mod fingerprint;
 pub mod fsutil;
 pub mod handrun;
 pub mod index;
 pub mod journal;
 pub mod lock;
+pub mod owner;
 pub mod paths;
 pub mod receive;
+pub mod recover;
 pub mod root;
 pub mod runtime;
 pub mod serve;
 pub mod sink;
 pub mod steps;
+pub mod units;

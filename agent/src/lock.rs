@@ -1,84 +1,141 @@
-//! One apply or clean at a time per cluster on a host: an exclusive `flock` on
-//! `<dataRoot>/<cluster>/.lock`, taken without waiting.
+//! One apply or clean at a time per host, whatever the cluster (SPEC §7). The lock is a
+//! listening Unix socket in the abstract namespace: the kernel releases it the instant its
+//! holder dies (no stale lock after a `kill -9`), and it leaves no file behind for `clean`
+//! to account for. A second agent that cannot bind asks the holder who it is: the holder
+//! answers every connection with one line naming its pid and what it is doing.
 
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use crate::root::HostRoot;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another process holds it.
+    /// Another agent holds it.
     #[error(
-        "another apply or clean of cluster {cluster:?} is running on this host (lock {path} is held by {holder}); wait for it to finish, or find it with `fuser {path}`"
+        "another installer-agent is running on this host ({holder}); one apply or clean runs at a time per host — wait for it to finish"
     )]
     Held {
-        /// What the holder wrote (`pid N`).
+        /// What the holder said of itself (`pid 123, apply of cluster prod`).
         holder: String,
-        /// Cluster name.
-        cluster: String,
-        /// The lock file.
-        path: String,
     },
-    /// The lock file could not be opened.
-    #[error("opening lock file {path}: {source}")]
-    Io {
-        /// The lock file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The socket could not be created for another reason.
+    #[error("taking the host lock: {0}")]
+    Io(#[source] std::io::Error),
 }
 
-/// A held cluster lock; released on drop.
+/// The held host lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct ClusterLock {
-    _lock: Flock<File>,
-    path: PathBuf,
+pub struct HostLock {
+    stop: Arc<AtomicBool>,
+    answerer: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ClusterLock {
-    /// Takes the lock at `path` or fails at once.
-    pub fn take(path: &Path, cluster: &str) -> Result<ClusterLock, LockError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|source| LockError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-            let holder = std::fs::read_to_string(path).unwrap_or_default();
-            LockError::Held {
-                cluster: cluster.to_string(),
-                path: path.display().to_string(),
-                holder: holder.trim().to_string(),
+impl Drop for HostLock {
+    fn drop(&mut self) {
+        // The answering thread owns the socket; the lock is free once it has returned.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.answerer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The abstract socket name for `root`: one for the real `/`, one per `--root` sandbox (so
+/// previews and tests in different sandboxes do not exclude each other).
+fn name_for(root: &HostRoot) -> Vec<u8> {
+    let install_root = root.install_root();
+    if install_root.is_empty() {
+        return b"installer-agent.lock".to_vec();
+    }
+    let digest = Sha256::digest(install_root.as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("installer-agent.lock.{hex}").into_bytes()
+}
+
+impl HostLock {
+    /// Takes the host lock for `root` or fails at once; `doing` says what this agent does
+    /// (`apply of cluster prod`), for the message a second agent gets.
+    pub fn take(root: &HostRoot, doing: &str) -> Result<HostLock, LockError> {
+        let addr = SocketAddr::from_abstract_name(name_for(root)).map_err(LockError::Io)?;
+        let listener = match UnixListener::bind_addr(&addr) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(LockError::Held {
+                    holder: ask_holder(&addr),
+                });
             }
-        })?;
-        // Who holds it, for the message a second run gets.
-        use std::io::{Seek, Write};
-        let _ = lock.set_len(0);
-        let _ = lock.rewind();
-        let _ = writeln!(lock, "pid {}", std::process::id());
-        Ok(ClusterLock {
-            _lock: lock,
-            path: path.to_path_buf(),
+            Err(e) => return Err(LockError::Io(e)),
+        };
+        let answer = format!("pid {}, {doing}\n", std::process::id());
+        // Non-blocking, so the thread can notice the drop and close the socket.
+        listener.set_nonblocking(true).map_err(LockError::Io)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let answerer = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.write_all(answer.as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(HostLock {
+            stop,
+            answerer: Some(answerer),
         })
     }
 
-    /// Whether someone holds the lock at `path` right now (false when there is no file).
-    pub fn is_held(path: &Path) -> bool {
-        let Ok(file) = File::open(path) else {
-            return false;
-        };
-        Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+    /// Whether an agent holds the lock for `root` right now.
+    pub fn is_held(root: &HostRoot) -> bool {
+        SocketAddr::from_abstract_name(name_for(root))
+            .and_then(|addr| UnixStream::connect_addr(&addr))
+            .is_ok()
     }
+}
 
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+fn ask_holder(addr: &SocketAddr) -> String {
+    let line = UnixStream::connect_addr(addr).ok().and_then(|conn| {
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut line = String::new();
+        BufReader::new(conn).read_line(&mut line).ok()?;
+        Some(line.trim().to_string())
+    });
+    match line {
+        Some(l) if !l.is_empty() => l,
+        _ => "it did not say who it is".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_second_taker_is_refused_with_the_holders_name_and_the_lock_frees_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::at(dir.path());
+        let lock = HostLock::take(&root, "apply of cluster a").unwrap();
+        assert!(HostLock::is_held(&root));
+        let err = HostLock::take(&root, "clean of cluster b").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("pid {}, apply of cluster a", std::process::id())),
+            "{text}"
+        );
+        // Another sandbox is another host.
+        let other = tempfile::tempdir().unwrap();
+        let other_lock = HostLock::take(&HostRoot::at(other.path()), "apply").unwrap();
+        drop(lock);
+        drop(other_lock);
+        HostLock::take(&root, "clean of cluster b").unwrap();
     }
 }

@@ -9,7 +9,9 @@ use installer_agent::handrun::{self, HandApply};
 use installer_agent::root::HostRoot;
 use installer_agent::sink::TermSink;
 use installer_proto::env::{Env, parse_entries};
-use installer_proto::plan::{DEFAULT_DATA_ROOT, Timeouts, check_cluster_name, check_data_root};
+use installer_proto::plan::{
+    DEFAULT_DATA_ROOT, Timeouts, check_cluster_dir, check_cluster_name, check_data_root,
+};
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +57,14 @@ enum Command {
     /// Undo what apply recorded for a cluster on this host.
     #[command(after_help = "Example:\n  installer-agent clean --cluster prod")]
     Clean(CleanCmd),
+    /// Run a step's program so that it dies with this agent (internal: every script step
+    /// runs under it).
+    #[command(name = "step-guard", hide = true)]
+    StepGuard {
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Print this host's facts as JSON.
     Facts {
         /// Data root to measure free disk at.
@@ -139,6 +149,9 @@ struct CleanCmd {
     /// Keep <dataRoot>/<cluster>/rootfs.
     #[arg(long)]
     keep_rootfs: bool,
+    /// Also restore or remove what a person changed since apply.
+    #[arg(long)]
+    force: bool,
     /// Data root.
     #[arg(long, default_value = DEFAULT_DATA_ROOT)]
     data_root: String,
@@ -183,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             )?;
             Ok(0)
         }
+        Command::StepGuard { argv } => Ok(installer_agent::exec::guard::run(&argv)),
         Command::Facts {
             data_root,
             cluster,
@@ -197,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let a = *a;
             check_cluster_name(&a.cluster)?;
             check_data_root(&a.data_root)?;
+            check_cluster_dir(&a.data_root, &a.cluster)?;
             let args = HandApply {
                 rootfs: a.rootfs,
                 cluster: a.cluster,
@@ -225,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Clean(c) => {
             check_cluster_name(&c.cluster)?;
             check_data_root(&c.data_root)?;
+            check_cluster_dir(&c.data_root, &c.cluster)?;
             let sink = TermSink::new(c.json, false);
             let req = CleanRequest {
                 cluster: c.cluster,
@@ -233,6 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 plugins: Vec::new(),
                 env: Env::new(),
                 remove_agent: false,
+                force: c.force,
                 script_timeout: Duration::from_secs(Timeouts::default().script_secs),
             };
             let outcome = clean(&c.root.host_root(), &req, &sink)?;

@@ -19,8 +19,6 @@ pub struct ClusterPaths {
     pub state: PathBuf,
     /// `<dataRoot>/<cluster>/staging`: received content before it is verified and placed.
     pub staging: PathBuf,
-    /// `<dataRoot>/<cluster>/.lock`.
-    pub lock: PathBuf,
 }
 
 impl ClusterPaths {
@@ -33,7 +31,6 @@ impl ClusterPaths {
             rootfs: root.path(&rootfs_dir(data_root, cluster)),
             state: cluster_dir.join("state"),
             staging: cluster_dir.join("staging"),
-            lock: cluster_dir.join(".lock"),
             host_cluster_dir,
             cluster_dir,
         }

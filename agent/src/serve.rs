@@ -128,6 +128,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                 plugins,
                 env,
                 remove_agent,
+                force,
             } => {
                 apply = None;
                 let req = CleanRequest {
@@ -137,6 +138,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                     plugins,
                     env,
                     remove_agent,
+                    force,
                     script_timeout: Duration::from_secs(
                         installer_proto::plan::Timeouts::default().script_secs,
                     ),

@@ -332,7 +332,23 @@ fn a_second_concurrent_apply_is_refused() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
-        stderr.contains("another apply or clean of cluster \"c1\" is running"),
+        stderr.contains(&format!(
+            "another installer-agent is running on this host (pid {}, apply of cluster c1)",
+            first.id()
+        )),
+        "{stderr}"
+    );
+    // One at a time per host, whatever the cluster: another cluster's clean waits too.
+    let out = assert_cmd::cargo::cargo_bin_cmd!("installer-agent")
+        .args(["clean", "--cluster", "other"])
+        .arg("--root")
+        .arg(root.path())
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("another installer-agent is running"),
         "{stderr}"
     );
     let _ = first.kill();

@@ -2,6 +2,7 @@
 //! hosts where apply failed half-way — and reports what it removed and what it could not.
 //! Only the Clusterfile is needed: the rootfs may be gone from the controller.
 
+use crate::agent::session::CleanOptions;
 use crate::apply::host::{Connected, HostFail};
 use crate::apply::{close_all, connect, for_each_host, inputs, keep_live};
 use crate::cli::CleanArgs;
@@ -44,12 +45,16 @@ pub async fn run(args: CleanArgs) -> RunResult {
         )));
     }
     let live = keep_live(&ctx, connected);
-    let keep_rootfs = args.keep_rootfs;
+    let opts = CleanOptions {
+        keep_rootfs: args.keep_rootfs,
+        remove_agent: true,
+        force: args.force,
+    };
     let done = for_each_host(live, concurrency, {
         let (ctx, cf) = (ctx.clone(), cf.clone());
         move |c| {
             let (ctx, cf) = (ctx.clone(), cf.clone());
-            async move { clean_one(&ctx, &cf, c, keep_rootfs).await }
+            async move { clean_one(&ctx, &cf, c, opts).await }
         }
     })
     .await;
@@ -67,7 +72,7 @@ async fn clean_one(
     ctx: &crate::apply::host::RunCtx,
     cf: &crate::clusterfile::Clusterfile,
     mut c: Connected,
-    keep_rootfs: bool,
+    opts: CleanOptions,
 ) -> Option<Connected> {
     let host = c.host.ip.clone();
     ctx.reporter.emit(RunEvent::PhaseStarted {
@@ -85,15 +90,7 @@ async fn clean_one(
     };
     let result = c
         .agent
-        .clean(
-            &cf.name,
-            &cf.data_root,
-            keep_rootfs,
-            plugins,
-            env,
-            true,
-            &mut on_event,
-        )
+        .clean(&cf.name, &cf.data_root, plugins, env, opts, &mut on_event)
         .await;
     match result {
         Ok(outcome) if outcome.ok => {

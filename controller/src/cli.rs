@@ -156,6 +156,11 @@ pub struct CleanArgs {
     /// Keep `<dataRoot>/<cluster>/rootfs` on the hosts as a cache for the next apply.
     #[arg(long)]
     pub keep_rootfs: bool,
+
+    /// Also restore or remove files a person changed since apply (by default they are kept
+    /// and reported, and the host keeps its record so clean can finish later).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[cfg(test)]

@@ -40,6 +40,10 @@ pub enum Event {
         step: String,
         /// Its kind.
         kind: StepKind,
+        /// Why it runs (`never ran`, `inputs changed`, `drifted: /usr/local/bin/kubeadm is
+        /// missing`, …).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
     },
     /// A line of a script's output.
     Output {
@@ -130,6 +134,9 @@ impl Event {
     /// what the controller's per-host log and plain view and the hand-run agent print.
     pub fn describe(&self) -> String {
         match self {
+            Event::StepStarted { step, reason, .. } if !reason.is_empty() => {
+                format!("{step}: started ({reason})")
+            }
             Event::StepStarted { step, .. } => format!("{step}: started"),
             Event::Output { step, stream, line } => match stream {
                 Stream::Stdout => format!("{step} | {line}"),

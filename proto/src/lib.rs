@@ -16,5 +16,6 @@ pub mod human;
 pub mod manifest;
 pub mod plan;
 pub mod rootfs;
+pub mod system_dirs;
 pub mod template;
 pub mod wire;

@@ -46,6 +46,16 @@ pub enum PlanError {
         "dataRoot {0:?} is invalid: give an absolute path without '..' components, such as /var/lib/sealer/data"
     )]
     BadDataRoot(String),
+    /// A data root on top of the system's own directories.
+    #[error(
+        "dataRoot {path:?} is refused: {why}; clean would work among files the product did not create — use a directory of its own, such as /var/lib/sealer/data"
+    )]
+    SystemDataRoot {
+        /// The data root.
+        path: String,
+        /// Which system directory it is or holds.
+        why: String,
+    },
     /// An env key that is not a shell identifier.
     #[error("env key {0:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]*")]
     BadEnvKey(String),
@@ -88,10 +98,28 @@ pub fn check_data_root(path: &str) -> Result<(), PlanError> {
         && trimmed[1..]
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(PlanError::BadDataRoot(path.to_string()))
+    if !ok {
+        return Err(PlanError::BadDataRoot(path.to_string()));
+    }
+    match crate::system_dirs::conflict(path) {
+        Some(why) => Err(PlanError::SystemDataRoot {
+            path: path.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `<dataRoot>/<cluster>` is not itself a system directory (`/usr/local` with
+/// a cluster named `bin`).
+pub fn check_cluster_dir(data_root: &str, cluster: &str) -> Result<(), PlanError> {
+    let dir = cluster_dir(data_root, cluster);
+    match crate::system_dirs::SYSTEM_DIRS.iter().find(|s| **s == dir) {
+        Some(sys) => Err(PlanError::SystemDataRoot {
+            path: data_root.to_string(),
+            why: format!("with cluster {cluster:?} the cluster directory is {sys}"),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -314,6 +342,7 @@ impl Plan {
     pub fn validate(&self) -> Result<(), PlanError> {
         check_cluster_name(&self.cluster)?;
         check_data_root(&self.data_root)?;
+        check_cluster_dir(&self.data_root, &self.cluster)?;
         if let Some(key) = self.env.keys().find(|k| !crate::env::is_valid_key(k)) {
             return Err(PlanError::BadEnvKey(key.clone()));
         }

@@ -88,6 +88,9 @@ pub enum ControllerMsg {
         env: Env,
         /// Also delete the agent's own executable when clean succeeds.
         remove_agent: bool,
+        /// Restore and remove also what a person changed since apply (kept otherwise).
+        #[serde(default)]
+        force: bool,
     },
     /// Ends the session.
     Bye,

@@ -5,9 +5,14 @@
 //!   [`crate::registry_image`], `registry/` holding one small image (a stand-in `pause:3.2`
 //!   made of busybox), templates using SPEC §4 built-ins and real scripts (see
 //!   `testenv/fixture/rootfs/README.md`). Built once per recipe and cached.
+//! - [`build_no_clean_rootfs`]: the realistic one with basefs-style scripts and no clean
+//!   script at all (see [`no_clean`]).
 //! - [`minimal_rootfs`]: scripts that only write markers; no packages, instant.
 
 pub mod files;
+pub mod no_clean;
+
+pub use no_clean::build_no_clean_rootfs;
 
 use crate::cache;
 use crate::debs::{self, DebError, Package};

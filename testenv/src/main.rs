@@ -42,6 +42,10 @@ enum Cmd {
         /// Carry docker instead of containerd only.
         #[arg(long)]
         docker: bool,
+        /// Build the variant without clean scripts (basefs-style scripts that record
+        /// nothing), from the realistic rootfs cached in testenv's cache directory.
+        #[arg(long, conflicts_with = "docker")]
+        no_clean_scripts: bool,
     },
     /// Remove a cluster's containers, network, volumes and working directory.
     Down {
@@ -72,11 +76,26 @@ fn main() -> anyhow::Result<()> {
             workdir,
         } => up(nodes, name, rootfs, workdir),
         Cmd::Down { name, all } => down(&name, all),
-        Cmd::Rootfs { out, docker } => rootfs(&out, docker),
+        Cmd::Rootfs {
+            out,
+            docker,
+            no_clean_scripts,
+        } => rootfs(&out, docker, no_clean_scripts),
     }
 }
 
-fn rootfs(out: &std::path::Path, docker: bool) -> anyhow::Result<()> {
+fn rootfs(out: &std::path::Path, docker: bool, no_clean_scripts: bool) -> anyhow::Result<()> {
+    if no_clean_scripts {
+        let base = testenv::cache::cache_dir().join("e2e-rootfs");
+        let info = testenv::fixture::build_no_clean_rootfs(out, &base).with_context(|| {
+            format!(
+                "building the fixture rootfs without clean scripts in {}",
+                out.display()
+            )
+        })?;
+        println!("{} (test image {})", info.dir.display(), info.test_image);
+        return Ok(());
+    }
     let opts = testenv::fixture::RootfsOptions {
         runtime: if docker {
             testenv::fixture::Runtime::Docker

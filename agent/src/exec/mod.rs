@@ -16,6 +16,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod guard;
+pub mod leftover;
 mod output;
 
 /// How many output lines a failure carries.
@@ -43,8 +45,9 @@ pub struct Job {
 }
 
 /// Runs `job` to completion; an `Err` describes a failure (non-zero exit, timeout, spawn
-/// failure) with the output's tail.
-pub fn run(job: &Job, sink: &dyn Sink) -> Result<(), StepError> {
+/// failure) with the output's tail. `started` gets the step's process group id as soon as
+/// it exists (the caller records it, so a later agent can find what a crash left running).
+pub fn run(job: &Job, sink: &dyn Sink, started: &mut dyn FnMut(i32)) -> Result<(), StepError> {
     let fail = |message: String| StepError {
         message,
         exit_code: None,
@@ -56,9 +59,19 @@ pub fn run(job: &Job, sink: &dyn Sink) -> Result<(), StepError> {
     let Some((program, args)) = job.argv.split_first() else {
         return Err(fail("nothing to run".into()));
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(&job.cwd)
+    let mut cmd = match guard::guard_exe() {
+        Some(agent) => {
+            let mut c = Command::new(agent);
+            c.arg(guard::SUBCOMMAND).arg("--").arg(program).args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    cmd.current_dir(&job.cwd)
         .env_clear()
         .envs(&job.env)
         .stdin(Stdio::null())
@@ -97,6 +110,7 @@ pub fn run(job: &Job, sink: &dyn Sink) -> Result<(), StepError> {
     };
     let deadline = Instant::now() + job.timeout;
     let pid = Pid::from_raw(child.id() as i32);
+    started(pid.as_raw());
     let mut timed_out = false;
     let status = loop {
         while let Ok((stream, line)) = rx.try_recv() {

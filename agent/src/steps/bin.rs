@@ -3,8 +3,11 @@
 //! first and recorded, so `clean` restores it.
 
 use super::{Ctx, StepResult, Written, step_err};
+use crate::fingerprint::{Comparison, Fingerprint};
 use crate::fsutil;
-use crate::journal::Installed;
+use crate::journal::{Installed, Journal};
+use crate::root::HostRoot;
+use installer_proto::event::Event;
 use installer_proto::manifest::{Entry, EntryKind, sha256_file};
 use installer_proto::plan::Plan;
 use std::fs;
@@ -38,7 +41,17 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
         let host_path = format!("{BIN_DIR}/{name}");
         let target = ctx.root.path(&host_path);
         let source = ctx.paths.rootfs.join(&entry.path);
-        let ours = ctx.journal.record.installed.contains_key(&host_path);
+        let recorded = ctx.journal.record.installed.get(&host_path).cloned();
+        let ours = recorded.is_some();
+        if let Some(left) = recorded.and_then(|i| i.left)
+            && left.compare(&target) == Comparison::Changed
+        {
+            ctx.sink.event(Event::Warning {
+                message: format!(
+                    "{host_path} was changed since apply installed it; replaced with the rootfs's bin/{name}"
+                ),
+            });
+        }
         if !ours {
             match fs::symlink_metadata(&target) {
                 Ok(meta) => {
@@ -65,6 +78,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
                                 host_path.clone(),
                                 Installed {
                                     backup: Some(backup_name.clone()),
+                                    left: None,
                                 },
                             );
                         })
@@ -73,8 +87,13 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
                 Err(_) => ctx
                     .journal
                     .update(|r| {
-                        r.installed
-                            .insert(host_path.clone(), Installed { backup: None });
+                        r.installed.insert(
+                            host_path.clone(),
+                            Installed {
+                                backup: None,
+                                left: None,
+                            },
+                        );
                     })
                     .map_err(step_err)?,
             }
@@ -82,10 +101,55 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
         fsutil::copy_atomic(&source, &target).map_err(step_err)?;
         fs::set_permissions(&target, fs::Permissions::from_mode(entry.mode))
             .map_err(|e| step_err(fsutil::ctx(&target, "setting mode")(e)))?;
+        let left = Fingerprint::of(&target)
+            .map_err(|e| step_err(format!("{host_path}: reading back: {e}")))?;
+        ctx.journal
+            .update(|r| {
+                if let Some(i) = r.installed.get_mut(&host_path) {
+                    i.left = Some(left);
+                }
+            })
+            .map_err(step_err)?;
         written.files += 1;
         written.bytes += size;
     }
     Ok(written)
+}
+
+/// Why the step's result is no longer what it left, if it is not: a binary missing, or
+/// other content or mode than the rootfs's.
+pub fn drift(root: &HostRoot, plan: &Plan, journal: &Journal) -> Option<String> {
+    for entry in bin_files(plan) {
+        let name = entry.path.trim_start_matches("bin/");
+        let host_path = format!("{BIN_DIR}/{name}");
+        let target = root.path(&host_path);
+        let state = match journal
+            .record
+            .installed
+            .get(&host_path)
+            .and_then(|i| i.left.as_ref())
+        {
+            Some(left) => left.compare(&target),
+            // Identical before apply and left alone: it must still be the rootfs's file.
+            None => match fs::symlink_metadata(&target) {
+                Err(_) => Comparison::Missing,
+                Ok(m)
+                    if m.file_type().is_file()
+                        && m.permissions().mode() & 0o7777 == entry.mode
+                        && sha256_file(&target).ok().as_deref() == entry.sha256() =>
+                {
+                    Comparison::Same
+                }
+                Ok(_) => Comparison::Changed,
+            },
+        };
+        match state {
+            Comparison::Same => {}
+            Comparison::Missing => return Some(format!("{host_path} is missing")),
+            Comparison::Changed => return Some(format!("{host_path} changed")),
+        }
+    }
+    None
 }
 
 /// Records directories the agent created (host paths), so `clean` removes exactly them.

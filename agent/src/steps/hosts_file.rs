@@ -90,6 +90,19 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
     })
 }
 
+/// Why the hosts file no longer holds what the step wrote, if it does not.
+pub fn drift(path: &Path, record: Option<&HostsRecord>) -> Option<String> {
+    let Some(record) = record else {
+        return Some(format!("{HOSTS_FILE} has no recorded lines"));
+    };
+    let text = fs::read_to_string(path).unwrap_or_default();
+    record
+        .added
+        .iter()
+        .find(|line| !text.lines().any(|l| l == line.as_str()))
+        .map(|line| format!("{HOSTS_FILE} lacks the line {line:?}"))
+}
+
 /// Writes the hosts file atomically; when it is a mount point that cannot be replaced (a
 /// container runtime's bind mount answers EBUSY), rewrites it in place instead.
 pub fn write_hosts(path: &Path, text: &str) -> Result<(), fsutil::FsError> {

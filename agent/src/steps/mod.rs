@@ -14,6 +14,7 @@ pub mod place;
 pub mod registry;
 pub mod render;
 pub mod scripts;
+pub mod watched;
 
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
@@ -373,6 +374,29 @@ impl Step {
         h.finish()
     }
 
+    /// Why what this step left on the host is no longer there, if it is not: a re-apply
+    /// runs a drifted step again even though its inputs did not change.
+    pub fn drift(
+        &self,
+        root: &HostRoot,
+        plan: &Plan,
+        paths: &ClusterPaths,
+        journal: &Journal,
+    ) -> Option<String> {
+        match &self.action {
+            Action::PlaceRootfs => None,
+            Action::InstallBin => bin::drift(root, plan, journal),
+            Action::RenderTemplates => render::drift(paths, plan, journal),
+            Action::HostsFile => hosts_file::drift(
+                &root.path(hosts_file::HOSTS_FILE),
+                journal.record.hosts.as_ref(),
+            ),
+            Action::Script { .. } | Action::Plugin { .. } | Action::Registry { .. } => {
+                watched::drift(root, journal, &self.id)
+            }
+        }
+    }
+
     /// Runs the step.
     pub fn run(&self, ctx: &mut Ctx<'_>) -> StepResult {
         match &self.action {
@@ -380,9 +404,15 @@ impl Step {
             Action::InstallBin => bin::run(ctx),
             Action::RenderTemplates => render::run(ctx),
             Action::HostsFile => hosts_file::run(ctx),
-            Action::Script { rel, args } => scripts::run_script(ctx, &self.id, rel, args),
-            Action::Plugin { data } => scripts::run_plugin(ctx, &self.id, data),
-            Action::Registry { script } => registry::run(ctx, &self.id, script.as_deref()),
+            Action::Script { rel, args } => watched::run(ctx, &self.id, |ctx| {
+                scripts::run_script(ctx, &self.id, rel, args)
+            }),
+            Action::Plugin { data } => watched::run(ctx, &self.id, |ctx| {
+                scripts::run_plugin(ctx, &self.id, data)
+            }),
+            Action::Registry { script } => watched::run(ctx, &self.id, |ctx| {
+                registry::run(ctx, &self.id, script.as_deref())
+            }),
         }
     }
 }

@@ -70,7 +70,7 @@ fn start_builtin(ctx: &mut Ctx<'_>, step: &str) -> Result<(), StepError> {
             timeout: Duration::from_secs(ctx.plan.timeouts.script_secs),
             log,
         };
-        exec::run(&job, ctx.sink)?;
+        super::scripts::run_tracked(ctx.journal, job, ctx.sink)?;
     }
     Ok(())
 }

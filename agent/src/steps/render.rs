@@ -3,7 +3,11 @@
 //! An undefined key or an unsupported construct fails the step with file:line:col.
 
 use super::{Ctx, StepResult, Written, step_err};
+use crate::fingerprint::{Comparison, Fingerprint};
 use crate::fsutil;
+use crate::journal::Journal;
+use crate::paths::ClusterPaths;
+use installer_proto::event::Event;
 use installer_proto::manifest::Entry;
 use installer_proto::plan::Plan;
 use installer_proto::template::Template;
@@ -36,12 +40,54 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
             .map(|n| n.to_string_lossy().trim_end_matches(".tmpl").to_string())
             .unwrap_or_default();
         let target = source.with_file_name(name);
-        outputs.push((target, rendered, entry.mode));
+        outputs.push((output_of(&entry.path), target, rendered, entry.mode));
     }
-    for (target, rendered, mode) in outputs {
+    for (rel, target, rendered, mode) in outputs {
+        if let Some(left) = ctx.journal.record.rendered.get(&rel)
+            && left.compare(&target) == Comparison::Changed
+        {
+            ctx.sink.event(Event::Warning {
+                message: format!(
+                    "{}/{rel} was changed since it was rendered; rendered again from {rel}.tmpl",
+                    ctx.paths.host_rootfs
+                ),
+            });
+        }
         fsutil::write_atomic(&target, rendered.as_bytes(), mode).map_err(step_err)?;
+        let left =
+            Fingerprint::of(&target).map_err(|e| step_err(format!("{rel}: reading back: {e}")))?;
+        ctx.journal
+            .update(|r| {
+                r.rendered.insert(rel, left);
+            })
+            .map_err(step_err)?;
         written.files += 1;
         written.bytes += rendered.len() as u64;
     }
     Ok(written)
+}
+
+/// The rootfs path a template renders to.
+pub fn output_of(template: &str) -> String {
+    template.trim_end_matches(".tmpl").to_string()
+}
+
+/// Why the rendered files are no longer what the step left, if they are not.
+pub fn drift(paths: &ClusterPaths, plan: &Plan, journal: &Journal) -> Option<String> {
+    for entry in templates(plan) {
+        let rel = output_of(&entry.path);
+        let target = paths.rootfs.join(&rel);
+        let state = match journal.record.rendered.get(&rel) {
+            Some(left) => left.compare(&target),
+            None => Comparison::Missing,
+        };
+        match state {
+            Comparison::Same => {}
+            Comparison::Missing => {
+                return Some(format!("{}/{rel} is missing", paths.host_rootfs));
+            }
+            Comparison::Changed => return Some(format!("{}/{rel} changed", paths.host_rootfs)),
+        }
+    }
+    None
 }

@@ -4,8 +4,11 @@
 
 use super::{Ctx, StepResult, Written, step_err};
 use crate::exec::{self, Job};
+use crate::journal::{Journal, Running};
 use crate::root::HostRoot;
+use crate::sink::Sink;
 use installer_proto::env::Env;
+use installer_proto::event::StepError;
 use std::path::Path;
 use std::time::Duration;
 
@@ -54,7 +57,7 @@ pub fn run_script(ctx: &mut Ctx<'_>, step: &str, rel: &str, args: &[String]) -> 
     argv.extend(args.iter().cloned());
     let cwd = ctx.paths.rootfs.join("scripts");
     let job = job(ctx, step, argv, &cwd)?;
-    exec::run(&job, ctx.sink)?;
+    run_tracked(ctx.journal, job, ctx.sink)?;
     Ok(Written::default())
 }
 
@@ -63,6 +66,37 @@ pub fn run_plugin(ctx: &mut Ctx<'_>, step: &str, data: &str) -> StepResult {
     let argv = vec!["/bin/sh".to_string(), "-c".to_string(), data.to_string()];
     let cwd = ctx.paths.rootfs.clone();
     let job = job(ctx, step, argv, &cwd)?;
-    exec::run(&job, ctx.sink)?;
+    run_tracked(ctx.journal, job, ctx.sink)?;
     Ok(Written::default())
+}
+
+/// Runs `job` with its processes recorded in the journal while they run (group id and a
+/// token in their environment), so that the next agent can kill what a crash left behind.
+pub fn run_tracked(journal: &mut Journal, mut job: Job, sink: &dyn Sink) -> Result<(), StepError> {
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    job.env.insert(exec::guard::TOKEN_VAR.into(), token.clone());
+    let mut record_error = None;
+    let result = exec::run(&job, sink, &mut |pgid| {
+        let running = Running {
+            step: job.step.clone(),
+            pgid,
+            token: token.clone(),
+        };
+        if let Err(e) = journal.update(|r| r.running = Some(running)) {
+            record_error = Some(e);
+        }
+    });
+    let cleared = journal.update(|r| r.running = None);
+    if let Some(e) = record_error {
+        return Err(step_err(e));
+    }
+    cleared.map_err(step_err)?;
+    result
 }

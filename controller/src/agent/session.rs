@@ -60,6 +60,17 @@ pub struct Need {
     pub have_bytes: u64,
 }
 
+/// How a clean treats what it finds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CleanOptions {
+    /// Keep `<dataRoot>/<cluster>/rootfs` (a cache for the next apply).
+    pub keep_rootfs: bool,
+    /// Delete the uploaded agent build when clean finishes.
+    pub remove_agent: bool,
+    /// Restore and remove also what a person changed since apply.
+    pub force: bool,
+}
+
 /// One conversation with one agent.
 pub struct AgentSession<R, W> {
     reader: BufReader<R>,
@@ -202,24 +213,23 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
     }
 
     /// Asks the agent to undo everything it recorded for `cluster`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn clean(
         &mut self,
         cluster: &str,
         data_root: &str,
-        keep_rootfs: bool,
         plugins: Vec<Plugin>,
         env: BTreeMap<String, String>,
-        remove_agent: bool,
+        opts: CleanOptions,
         on_event: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Outcome, SessionError> {
         self.send(&ControllerMsg::Clean {
             cluster: cluster.to_string(),
             data_root: data_root.to_string(),
-            keep_rootfs,
+            keep_rootfs: opts.keep_rootfs,
             plugins,
             env,
-            remove_agent,
+            remove_agent: opts.remove_agent,
+            force: opts.force,
         })
         .await?;
         self.events_until_done("cleaning", on_event).await

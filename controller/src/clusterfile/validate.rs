@@ -177,14 +177,25 @@ impl Ctx<'_> {
         let host_aliases = self.host_aliases(&s.host_aliases)?;
         let data_root = match s.data_root {
             None => plan::DEFAULT_DATA_ROOT.to_string(),
-            Some(d) if plan::check_data_root(&d).is_ok() => d,
-            Some(d) => {
-                return Err(self.fail(
-                    &at(spec, &[K("dataRoot")]),
-                    &format!("dataRoot {d:?} is not a clean absolute path"),
-                    "expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data",
-                ));
-            }
+            Some(d) => match plan::check_data_root(&d)
+                .and_then(|()| plan::check_cluster_dir(&d, &c.metadata.name))
+            {
+                Ok(()) => d,
+                Err(plan::PlanError::SystemDataRoot { why, .. }) => {
+                    return Err(self.fail(
+                        &at(spec, &[K("dataRoot")]),
+                        &format!("dataRoot {d:?} is refused: {why}"),
+                        "a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)",
+                    ));
+                }
+                Err(_) => {
+                    return Err(self.fail(
+                        &at(spec, &[K("dataRoot")]),
+                        &format!("dataRoot {d:?} is not a clean absolute path"),
+                        "expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data",
+                    ));
+                }
+            },
         };
         Ok(Clusterfile {
             name: c.metadata.name,

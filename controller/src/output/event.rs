@@ -203,6 +203,7 @@ mod tests {
             event: Event::StepStarted {
                 step: "init-kube".into(),
                 kind: StepKind::InitKube,
+                reason: String::new(),
             },
         };
         let line = Line {

@@ -202,6 +202,7 @@ mod tests {
                 Event::StepStarted {
                     step: "init-kube".into(),
                     kind: StepKind::InitKube,
+                    reason: String::new(),
                 },
             ),
             // A host the run does not know changes nothing.

@@ -12,37 +12,46 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The trees a snapshot covers: configuration, installed software, and software state.
-pub const ROOTS: &[&str] = &["/etc", "/usr", "/var/lib", "/opt"];
+/// The trees a snapshot covers: configuration, installed software, software state, and the
+/// home directories of the users the installer logs in as.
+///
+/// - `/etc`, `/usr`, `/opt`, `/var/lib`: what apply and rootfs scripts install and what the
+///   daemons they start create. `/lib`, `/bin` and `/sbin` are links into `/usr` on these
+///   (merged-/usr) nodes, so `/lib/systemd` is `/usr/lib/systemd`, covered once.
+/// - `/root` and `/home`: the controller uploads the agent to `~/.installer/agent` of the
+///   SSH user (root, or `ops`/`opspw` through sudo), and scripts write there too (sealer
+///   writes `/root/.kube/config`).
+/// - `/var/lib/containerd`: a Docker volume of its own on every node (see
+///   `hosts/node.rs`), which `find -xdev` would not enter from `/var/lib`; the container
+///   runtime a rootfs starts fills it, so it is named on its own.
+///
+/// Not covered: `/run`, `/tmp` (tmpfs, gone at reboot), `/var/log`, `/var/cache`,
+/// `/var/tmp` (logs and caches every login and service writes, including sshd's own
+/// records of the installer's sessions).
+pub const ROOTS: &[&str] = &[
+    "/etc",
+    "/usr",
+    "/var/lib",
+    "/var/lib/containerd",
+    "/opt",
+    "/root",
+    "/home",
+];
 
 /// Paths left out of snapshots (`find -path` patterns; a trailing `/*` keeps the directory
-/// itself and leaves out what is in it), each with the reason.
+/// itself and leaves out what is in it), each with the reason. Only state that changes
+/// whatever apply does belongs here: nothing apply, the agent or a rootfs script writes.
 pub const EXCLUDES: &[(&str, &str)] = &[
     (
-        "/var/lib/containerd/*",
-        "the nested container runtime's content store and snapshots: a Docker volume of its \
-         own, filled and emptied by the runtime, and gigabytes to hash",
-    ),
-    (
-        "/var/lib/systemd/timers",
-        "when each timer unit last ran: systemd updates it by itself",
-    ),
-    (
         "/var/lib/systemd/random-seed",
-        "refreshed by systemd at every boot and shutdown",
+        "written by systemd-random-seed.service at boot and at shutdown only (and skipped in \
+         containers): no apply or clean boots or halts a host",
     ),
     (
-        "/var/lib/systemd/coredump",
-        "dumps of whatever process happened to crash",
-    ),
-    (
-        "/var/lib/sudo",
-        "sudo's per-user records (who has seen the lecture): written by any sudo with a \
-         password",
-    ),
-    (
-        "/var/lib/apt/lists",
-        "downloaded package indexes: a cache, changed by any `apt-get update`",
+        "/var/lib/sudo/lectured/*",
+        "sudo's own record that a user has seen its lecture, written by the first sudo with \
+         a password whoever runs it: a trace of the login, like wtmp or auth.log, which \
+         clean must not erase, not something apply installs",
     ),
 ];
 
