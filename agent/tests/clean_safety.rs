@@ -66,8 +66,12 @@ fn clean_never_removes_a_cluster_directory_apply_did_not_create() {
     assert_same_tree(&before, &snapshot(root.path()));
 
     // Nor does apply take it over.
-    let out = apply_cmd(root.path(), &fixture(), &["--data-root", "/data"])
-        .args(["--cluster", "docker"])
+    let out = agent()
+        .args(["apply", "--cluster", "docker", "--data-root", "/data"])
+        .args(["--host-ip", "10.1.2.3", "--rootfs"])
+        .arg(fixture())
+        .arg("--root")
+        .arg(root.path())
         .assert()
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
