@@ -24,3 +24,4 @@ pub mod serve;
 pub mod sink;
 pub mod steps;
 pub mod units;
+pub mod watch;

@@ -30,7 +30,7 @@ use testenv::hosts::{Change, Cluster, Snapshot, UpOptions};
 
 /// Units and processes (pgrep names) of ours that must not outlive a clean.
 const UNITS: &str = "'containerd*' 'kubelet*' 'fixture-daemon*'";
-const PROCS: &str = "containerd|docker-regis|installer-age|fixture-daemo";
+const PROCS: &str = "containerd|docker-regis|installer-age|fixture-daemon";
 
 /// What apply leaves on every host (each must show in the snapshot diff, so the test proves
 /// the snapshot sees it): `+` added, `~` changed in place. `{cluster}` is the cluster name.

@@ -92,6 +92,12 @@ pub fn check_cluster_name(name: &str) -> Result<(), PlanError> {
 /// Checks a data root: absolute, no `.`/`..`/empty components except a trailing slash.
 pub fn check_data_root(path: &str) -> Result<(), PlanError> {
     let trimmed = path.trim_end_matches('/');
+    if path.starts_with('/') && trimmed.is_empty() {
+        return Err(PlanError::SystemDataRoot {
+            path: path.to_string(),
+            why: "/ is a system directory".to_string(),
+        });
+    }
     let ok = path.starts_with('/')
         && !trimmed.is_empty()
         && !path.contains('\0')

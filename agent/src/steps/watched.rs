@@ -22,7 +22,8 @@ pub fn run(
     let before = sd.state();
     let result = f(ctx);
     match (before, sd.state()) {
-        (Ok(before), Ok(after)) => {
+        (Ok(before), Ok(mut after)) => {
+            after.active.retain(|u| !on_demand(u));
             if let Err(e) = ctx
                 .journal
                 .update(|r| r.units.record(step, &before, &after))
@@ -39,6 +40,13 @@ pub fn run(
         }),
     }
     result
+}
+
+/// systemd's own services that start when asked (`hostnamectl` starts
+/// `systemd-hostnamed`) and stop when idle: a step that used them did not start a service
+/// of its own, and their stopping later is not drift.
+fn on_demand(unit: &str) -> bool {
+    (unit.starts_with("systemd-") && unit.ends_with(".service")) || unit.starts_with("dbus-")
 }
 
 /// Why what `step` left is no longer there, if it is not (a unit it started is inactive).

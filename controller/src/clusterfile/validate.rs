@@ -185,7 +185,7 @@ impl Ctx<'_> {
                     return Err(self.fail(
                         &at(spec, &[K("dataRoot")]),
                         &format!("dataRoot {d:?} is refused: {why}"),
-                        "a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)",
+                        "expected a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)",
                     ));
                 }
                 Err(_) => {
