@@ -97,6 +97,13 @@ pub struct Record {
     /// Systemd units the rootfs's scripts started or enabled.
     #[serde(default)]
     pub units: crate::units::UnitChanges,
+    /// What the rootfs's scripts created, changed or removed under the watched trees.
+    #[serde(default)]
+    pub watch: crate::watch::Changes,
+    /// The step whose before-snapshot waits in `state/watch-before` (set while a watched step
+    /// runs): after a crash, the next agent still records what that step did.
+    #[serde(default)]
+    pub watch_pending: Option<String>,
     /// Clean phases that finished (`clean-kube`, …): a clean run again after an
     /// interruption does not repeat them.
     #[serde(default)]

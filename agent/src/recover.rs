@@ -1,6 +1,7 @@
 //! What the next apply or clean does first, before anything else: finish what a crashed
 //! agent left half-done. A step's processes that outlived their agent are killed (a new
-//! agent never runs next to an old step), and the temporary files of interrupted atomic
+//! agent never runs next to an old step), what that step changed is recorded from its saved
+//! before-snapshot, and the temporary files of interrupted atomic
 //! writes are removed — every write outside the cluster directory targets a path the
 //! journal named before the write began, so each leftover is found from the journal alone.
 
@@ -30,6 +31,9 @@ pub fn after_crash(
             ));
         }
         journal.update(|r| r.running = None)?;
+    }
+    if let Some(note) = crate::steps::watched::recover(root, paths, journal) {
+        done.push(note);
     }
     let mut targets: Vec<std::path::PathBuf> = journal
         .record

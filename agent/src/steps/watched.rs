@@ -1,45 +1,141 @@
 //! Steps that run the rootfs's own code (scripts, plugin hooks, the registry start) change
-//! the host in ways no manifest lists. Around each, the agent records which systemd units
-//! the step started or enabled, so that re-apply can tell a stopped service from a healthy
-//! one and `clean` can stop and disable what the step brought up — also for rootfs trees
-//! that ship no clean scripts at all.
+//! the host in ways no manifest lists. Around each, the agent snapshots the watched trees and
+//! the systemd units, and records what the step created, changed or removed and which units
+//! it started or enabled — so that re-apply can tell a healthy result from a drifted one, and
+//! `clean` can undo it also for rootfs trees that ship no clean scripts at all.
 
 use super::{Ctx, StepResult};
 use crate::clean::Cleaner;
+use crate::clusters::HOST_STATE_DIR;
 use crate::journal::Journal;
+use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
 use crate::units::{self, UnitReport};
+use crate::watch::{self, Snapshot, UndoOptions, UndoReport, WatchConfig, Watcher};
 use installer_proto::event::Event;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
 
-/// Runs `f` (the step's own work) with its unit changes recorded for `step`. Recording
+/// Where a running step's before-snapshot waits.
+fn pending_path(paths: &ClusterPaths) -> PathBuf {
+    paths.state.join("watch-before")
+}
+
+fn watcher(root: &HostRoot, paths: &ClusterPaths) -> Result<Watcher, watch::WatchError> {
+    // The agent's own writes during a step are not the step's.
+    let excludes = vec![paths.host_cluster_dir.clone(), HOST_STATE_DIR.to_string()];
+    Watcher::new(
+        root,
+        &WatchConfig::default(),
+        paths.state.join("watch"),
+        excludes,
+    )
+}
+
+/// Runs `f` (the step's own work) with what it changes recorded for `step`. Recording
 /// failures are warnings: the step's own result decides whether it failed.
 pub fn run(
     ctx: &mut Ctx<'_>,
     step: &str,
     f: impl FnOnce(&mut Ctx<'_>) -> StepResult,
 ) -> StepResult {
+    let warn = |ctx: &Ctx<'_>, what: String| {
+        ctx.sink.event(Event::Warning {
+            message: format!("{step}: {what}; clean may leave what it changed"),
+        })
+    };
     let sd = units::for_host(ctx.root);
-    let before = sd.state();
+    let units_before = sd.state();
+    let mut files = match watcher(ctx.root, ctx.paths).and_then(|mut w| {
+        let before = w.before()?;
+        before.save(&pending_path(ctx.paths))?;
+        Ok((w, before))
+    }) {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            warn(ctx, format!("snapshotting the watched trees: {e}"));
+            None
+        }
+    };
+    if files.is_some()
+        && let Err(e) = ctx
+            .journal
+            .update(|r| r.watch_pending = Some(step.to_string()))
+    {
+        warn(ctx, e.to_string());
+        files = None;
+    }
     let result = f(ctx);
-    match (before, sd.state()) {
+    if let Some((mut w, before)) = files {
+        if let Err(e) = record_files(ctx.journal, &mut w, &before, step, ctx.sink) {
+            warn(ctx, format!("recording what it changed: {e}"));
+        }
+        let _ = std::fs::remove_file(pending_path(ctx.paths));
+    }
+    match (units_before, sd.state()) {
         (Ok(before), Ok(mut after)) => {
             after.active.retain(|u| !on_demand(u));
             if let Err(e) = ctx
                 .journal
                 .update(|r| r.units.record(step, &before, &after))
             {
-                ctx.sink.event(Event::Warning {
-                    message: format!("{step}: recording its systemd units: {e}"),
-                });
+                warn(ctx, format!("recording its systemd units: {e}"));
             }
         }
-        (Err(e), _) | (_, Err(e)) => ctx.sink.event(Event::Warning {
-            message: format!(
-                "{step}: reading systemd units: {e}; clean will not stop what it started"
-            ),
-        }),
+        (Err(e), _) | (_, Err(e)) => warn(ctx, format!("reading systemd units: {e}")),
     }
     result
+}
+
+fn record_files(
+    journal: &mut Journal,
+    w: &mut Watcher,
+    before: &Snapshot,
+    step: &str,
+    sink: &dyn crate::sink::Sink,
+) -> Result<(), String> {
+    let mut changes = journal.record.watch.clone();
+    let summary = w
+        .after(before, step, &mut changes)
+        .map_err(|e| e.to_string())?;
+    journal
+        .update(|r| {
+            r.watch = changes;
+            r.watch_pending = None;
+        })
+        .map_err(|e| e.to_string())?;
+    if !summary.not_restorable.is_empty() {
+        let mut list = summary.not_restorable.clone();
+        let more = list.len().saturating_sub(5);
+        list.truncate(5);
+        sink.event(Event::Warning {
+            message: format!(
+                "{step} changed {} file(s) that existed before and that clean cannot restore (no copy is kept outside the copied trees): {}{}",
+                summary.not_restorable.len(),
+                list.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// After a crash: records what the step that was running did, from its saved
+/// before-snapshot.
+pub fn recover(root: &HostRoot, paths: &ClusterPaths, journal: &mut Journal) -> Option<String> {
+    let step = journal.record.watch_pending.clone()?;
+    let recorded = Snapshot::load(&pending_path(paths))
+        .map_err(|e| e.to_string())
+        .and_then(|before| {
+            let mut w = watcher(root, paths).map_err(|e| e.to_string())?;
+            record_files(journal, &mut w, &before, &step, &crate::sink::NullSink)
+        });
+    let _ = journal.update(|r| r.watch_pending = None);
+    let _ = std::fs::remove_file(pending_path(paths));
+    Some(match recorded {
+        Ok(()) => format!("recorded what step {step} changed before its agent died"),
+        Err(e) => format!("could not record what step {step} changed before its agent died: {e}"),
+    })
 }
 
 /// systemd's own services that start when asked (`hostnamectl` starts
@@ -49,27 +145,81 @@ fn on_demand(unit: &str) -> bool {
     (unit.starts_with("systemd-") && unit.ends_with(".service")) || unit.starts_with("dbus-")
 }
 
-/// Why what `step` left is no longer there, if it is not (a unit it started is inactive).
+/// Why what `step` left is no longer there, if it is not: a unit it started is inactive,
+/// a file it wrote is missing or changed.
 pub fn drift(root: &HostRoot, journal: &Journal, step: &str) -> Option<String> {
     let sd = units::for_host(root);
     // Not knowing is not drift; the step's inputs decide.
-    journal
+    let unit = journal
         .record
         .units
         .drift(step, sd.as_ref())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    unit.or_else(|| watch::drift(root, &journal.record.watch, step))
 }
 
-/// Clean: stops and disables the units steps started or enabled; each leaves the record as
-/// it is undone.
+/// Clean: stops and disables the units steps started or enabled, then removes what they
+/// created and restores what they changed; each leaves the record as it is undone.
 pub(crate) fn undo(cleaner: &mut Cleaner<'_>, journal: &mut Journal) {
-    if journal.record.units.is_empty() {
+    let sd = units::for_host(cleaner.root);
+    if !journal.record.units.is_empty() {
+        undo_units(cleaner, journal, sd.as_ref());
+    }
+    if journal.record.watch.is_empty() {
         return;
     }
-    let sd = units::for_host(cleaner.root);
+    let store = cleaner.paths.state.join("watch");
+    let mut changes = journal.record.watch.clone();
+    let opts = UndoOptions {
+        force: cleaner.force,
+    };
+    let mut reports = Vec::new();
+    let mut save_error = None;
+    let _ = watch::undo(cleaner.root, &mut changes, &store, &opts, &mut |r, left| {
+        // A report that cannot be undone ever leaves the record (it is reported once).
+        let never =
+            matches!(&r, UndoReport::Kept { reason, .. } if reason.starts_with("not restorable"));
+        let mut left = left.clone();
+        if let UndoReport::Kept { path, .. } = &r
+            && never
+        {
+            left.entries.remove(path);
+        }
+        if let Err(e) = journal.update(|rec| rec.watch = left) {
+            save_error = Some(e.to_string());
+            return ControlFlow::Break(());
+        }
+        reports.push((r, never));
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = save_error {
+        cleaner.pending("the record of what scripts changed".into(), e);
+    }
+    let mut units_touched = false;
+    for (report, never) in reports {
+        match report {
+            UndoReport::Undone { path, what } => {
+                units_touched |= path.contains("/systemd/");
+                cleaner.undone(format!("{path} ({what})"));
+            }
+            UndoReport::Kept { path, reason } if never => cleaner.not_undone(path, reason),
+            UndoReport::Kept { path, reason } => cleaner.pending(
+                path,
+                format!("{reason} (clean --force restores it as it was before apply)"),
+            ),
+            UndoReport::Failed { path, reason } => cleaner.pending(path, reason),
+        }
+    }
+    if units_touched && let Err(e) = sd.daemon_reload() {
+        cleaner.not_undone("systemctl daemon-reload".into(), e.to_string());
+    }
+    let _ = watch::prune_store(&store, &journal.record.watch);
+}
+
+fn undo_units(cleaner: &mut Cleaner<'_>, journal: &mut Journal, sd: &dyn units::Systemd) {
     let mut changes = journal.record.units.clone();
     let mut reports = Vec::new();
-    changes.undo(sd.as_ref(), &mut |r| reports.push(r));
+    changes.undo(sd, &mut |r| reports.push(r));
     if let Err(e) = journal.update(|r| r.units = changes) {
         cleaner.pending("systemd units".into(), e.to_string());
         return;

@@ -282,7 +282,10 @@ impl Plan {
         }
         for t in &trees {
             // A tree inside another is walked by itself (with its own mount), once.
-            if trees.iter().any(|o| o.host != t.host && is_within(&t.host, &o.host)) {
+            if trees
+                .iter()
+                .any(|o| o.host != t.host && is_within(&t.host, &o.host))
+            {
                 add(&t.host, R_TREE);
             }
         }
@@ -330,11 +333,20 @@ mod tests {
         fs::create_dir_all(dir.path().join("etc")).unwrap();
         // Absolute target: must resolve inside the root, not to the real /usr/lib.
         symlink("/usr/lib", dir.path().join("lib")).unwrap();
-        assert_eq!(resolve(&root, "/lib/systemd/system"), "/usr/lib/systemd/system");
+        assert_eq!(
+            resolve(&root, "/lib/systemd/system"),
+            "/usr/lib/systemd/system"
+        );
         assert_eq!(resolve(&root, "/lib/missing/x"), "/usr/lib/missing/x");
 
         let cfg = WatchConfig {
-            trees: strings(&["/etc", "/usr", "/lib/systemd", "/usr/lib/systemd", "/var/lib"]),
+            trees: strings(&[
+                "/etc",
+                "/usr",
+                "/lib/systemd",
+                "/usr/lib/systemd",
+                "/var/lib",
+            ]),
             exclude: strings(&["/var/lib/x/y"]),
             ..WatchConfig::default()
         };
@@ -354,7 +366,10 @@ mod tests {
         assert_eq!(cfg.trees, ["/etc"]);
         assert_eq!(cfg.copy_file_max, WatchConfig::default().copy_file_max);
         let text = serde_json::to_string(&WatchConfig::default()).unwrap();
-        assert_eq!(serde_json::from_str::<WatchConfig>(&text).unwrap(), WatchConfig::default());
+        assert_eq!(
+            serde_json::from_str::<WatchConfig>(&text).unwrap(),
+            WatchConfig::default()
+        );
         assert!(serde_json::from_str::<WatchConfig>(r#"{"tree":["/etc"]}"#).is_err());
     }
 }

@@ -49,7 +49,9 @@ impl Kind {
     }
 
     fn from_code(c: u8) -> Option<Kind> {
-        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Other].get(usize::from(c)).copied()
+        [Kind::File, Kind::Dir, Kind::Symlink, Kind::Other]
+            .get(usize::from(c))
+            .copied()
     }
 }
 
@@ -95,8 +97,14 @@ impl Meta {
             uid: m.uid(),
             gid: m.gid(),
             size: m.size(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
             ino: m.ino(),
             dev: m.dev(),
             target,
@@ -128,12 +136,6 @@ impl Meta {
     /// Under a copy tree.
     pub fn in_copy_tree(&self) -> bool {
         self.flags & IN_COPY != 0
-    }
-
-    /// Same content by metadata alone (what a content copy's validity is judged by).
-    pub(crate) fn same_file_meta(&self, o: &Meta) -> bool {
-        (self.size, self.mtime_ns, self.ctime_ns, self.ino, self.dev)
-            == (o.size, o.mtime_ns, o.ctime_ns, o.ino, o.dev)
     }
 }
 
@@ -341,20 +343,38 @@ mod tests {
     #[test]
     fn save_and_load_round_trip_front_coded_paths() {
         let snap = Snapshot::from_unsorted(vec![
-            Entry { path: "/etc/b".into(), meta: meta(Kind::File, None) },
-            Entry { path: "/etc".into(), meta: meta(Kind::Dir, None) },
-            Entry { path: "/etc/a-é".into(), meta: meta(Kind::Symlink, Some("../x")) },
-            Entry { path: "/etc/a-éa".into(), meta: meta(Kind::Other, None) },
+            Entry {
+                path: "/etc/b".into(),
+                meta: meta(Kind::File, None),
+            },
+            Entry {
+                path: "/etc".into(),
+                meta: meta(Kind::Dir, None),
+            },
+            Entry {
+                path: "/etc/a-é".into(),
+                meta: meta(Kind::Symlink, Some("../x")),
+            },
+            Entry {
+                path: "/etc/a-éa".into(),
+                meta: meta(Kind::Other, None),
+            },
         ]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("snap");
         snap.save(&file).unwrap();
         let back = Snapshot::load(&file).unwrap();
         assert_eq!(back, snap);
-        assert_eq!(back.get("/etc/a-é").unwrap().target.as_deref(), Some("../x"));
+        assert_eq!(
+            back.get("/etc/a-é").unwrap().target.as_deref(),
+            Some("../x")
+        );
         assert!(back.get("/etc/c").is_none());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -369,7 +389,10 @@ mod tests {
         let bytes = fs::read(&file).unwrap();
         for cut in [0, 5, 20, bytes.len() - 1] {
             fs::write(&file, &bytes[..cut]).unwrap();
-            assert!(matches!(Snapshot::load(&file), Err(WatchError::Corrupt { .. })), "{cut}");
+            assert!(
+                matches!(Snapshot::load(&file), Err(WatchError::Corrupt { .. })),
+                "{cut}"
+            );
         }
         let mut extra = bytes.clone();
         extra.push(0);

@@ -1,0 +1,212 @@
+//! Scenario tests: a host tree in a temp dir (`HostRoot::at`), steps as closures that change
+//! it, then the recorded changes, undo and drift checked against the tree itself.
+
+mod drift_excludes;
+mod merge_rules;
+mod scenario;
+
+use super::{Changes, StepSummary, UndoOptions, UndoReport, WatchConfig, Watcher, undo};
+use crate::root::HostRoot;
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// What the tree compare sees of one path: kind, mode, owner, and content or link target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Node {
+    File {
+        mode: u32,
+        uid: u32,
+        content: Vec<u8>,
+    },
+    Dir {
+        mode: u32,
+        uid: u32,
+    },
+    Link(PathBuf),
+}
+
+/// Every path under `dir` (relative), byte for byte.
+pub(super) fn tree(dir: &Path) -> BTreeMap<String, Node> {
+    fn visit(base: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+        for ent in fs::read_dir(dir).unwrap() {
+            let p = ent.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let mode = m.permissions().mode() & 0o7777;
+            let node = if m.file_type().is_symlink() {
+                Node::Link(fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                visit(base, &p, out);
+                Node::Dir { mode, uid: m.uid() }
+            } else {
+                Node::File {
+                    mode,
+                    uid: m.uid(),
+                    content: fs::read(&p).unwrap(),
+                }
+            };
+            out.insert(rel, node);
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit(dir, dir, &mut out);
+    out
+}
+
+/// Asserts two trees are equal, naming the first difference.
+pub(super) fn assert_same_tree(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) {
+    for (k, v) in a {
+        assert_eq!(Some(v), b.get(k), "{k} differs");
+    }
+    for k in b.keys() {
+        assert!(a.contains_key(k), "{k} is extra");
+    }
+}
+
+/// Writes `content` at host path `host` under `root`, creating parents.
+pub(super) fn put(root: &Path, host: &str, content: &str) {
+    let p = at(root, host);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, content).unwrap();
+}
+
+/// The real path of `host` under `root`.
+pub(super) fn at(root: &Path, host: &str) -> PathBuf {
+    root.join(host.trim_start_matches('/'))
+}
+
+pub(super) fn read(root: &Path, host: &str) -> String {
+    fs::read_to_string(at(root, host)).unwrap()
+}
+
+pub(super) fn test_config() -> WatchConfig {
+    WatchConfig {
+        trees: vec![
+            "/etc".into(),
+            "/usr".into(),
+            "/opt".into(),
+            "/var/lib".into(),
+        ],
+        copy_trees: vec!["/etc".into(), "/usr/lib/systemd/system".into()],
+        copy_file_max: 1024,
+        copy_total_max: 1024 * 1024,
+        shallow: vec!["/var/lib/big".into()],
+        exclude: vec!["/var/lib/churn".into()],
+    }
+}
+
+/// A host tree, its store, its watcher and the recorded changes.
+pub(super) struct Host {
+    pub dir: tempfile::TempDir,
+    pub store: tempfile::TempDir,
+    pub root: HostRoot,
+    pub watcher: Watcher,
+    pub changes: Changes,
+}
+
+impl Host {
+    /// A small Debian-like tree.
+    pub fn new() -> Host {
+        Host::with(test_config(), Vec::new())
+    }
+
+    pub fn with(cfg: WatchConfig, extra: Vec<String>) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        put(d, "/etc/hostname", "node1\n");
+        put(d, "/etc/sysctl.conf", "net.ipv4.ip_forward=0\n");
+        put(d, "/etc/old.conf", "old\n");
+        put(d, "/etc/sysctl.d/README", "see sysctl.d(5)\n");
+        fs::create_dir_all(at(d, "/etc/systemd/system/multi-user.target.wants")).unwrap();
+        put(d, "/usr/bin/tool", "#!/bin/sh\necho tool\n");
+        fs::set_permissions(at(d, "/usr/bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        put(
+            d,
+            "/usr/lib/systemd/system/ssh.service",
+            "[Unit]\nDescription=ssh\n",
+        );
+        symlink(
+            "/usr/lib/systemd/system/ssh.service",
+            at(d, "/etc/systemd/system/sshd.service"),
+        )
+        .unwrap();
+        put(d, "/var/lib/big/data", "runtime data\n");
+        put(d, "/var/lib/misc/state", "s\n");
+        fs::create_dir_all(at(d, "/opt")).unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let root = HostRoot::at(d);
+        let watcher = Watcher::new(&root, &cfg, store.path().to_path_buf(), extra).unwrap();
+        Host {
+            dir,
+            store,
+            root,
+            watcher,
+            changes: Changes::default(),
+        }
+    }
+
+    pub fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `f` on the tree as step `name`, watched.
+    pub fn step(&mut self, name: &str, f: impl FnOnce(&Path)) -> StepSummary {
+        let before = self.watcher.before().unwrap();
+        f(self.dir.path());
+        self.watcher
+            .after(&before, name, &mut self.changes)
+            .unwrap()
+    }
+
+    /// Undoes everything; returns the reports.
+    pub fn undo(&mut self, force: bool) -> Vec<UndoReport> {
+        self.undo_until(force, usize::MAX).0
+    }
+
+    /// Undoes, stopping after `limit` reports; returns the reports and whether it stopped.
+    pub fn undo_until(&mut self, force: bool, limit: usize) -> (Vec<UndoReport>, bool) {
+        let mut reports = Vec::new();
+        let flow = undo(
+            &self.root,
+            &mut self.changes,
+            self.store.path(),
+            &UndoOptions { force },
+            &mut |r, _left| {
+                reports.push(r);
+                if reports.len() >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        (reports, flow.is_break())
+    }
+
+    /// The recorded paths.
+    pub fn paths(&self) -> Vec<&str> {
+        self.changes.entries.keys().map(String::as_str).collect()
+    }
+}
+
+/// The path and reason of every `Kept` report.
+pub(super) fn kept(reports: &[UndoReport]) -> Vec<(String, String)> {
+    reports
+        .iter()
+        .filter_map(|r| match r {
+            UndoReport::Kept { path, reason } => Some((path.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether some report is a failure.
+pub(super) fn failures(reports: &[UndoReport]) -> Vec<&UndoReport> {
+    reports
+        .iter()
+        .filter(|r| matches!(r, UndoReport::Failed { .. }))
+        .collect()
+}
