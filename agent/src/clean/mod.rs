@@ -264,10 +264,11 @@ pub fn clean(
         let created_dirs = journal.record.created_dirs.clone();
         drop(journal);
         files::remove_cluster_dir(&mut cleaner, created, req.keep_rootfs);
-        files::remove_created_dirs(&mut cleaner, &created_dirs, req.keep_rootfs);
+        // Before the created directories: the host's list may be the last thing in one.
         if let Err(e) = clusters::deregister(root, &me) {
             cleaner.not_undone(clusters::HOST_STATE_DIR.into(), e.to_string());
         }
+        files::remove_created_dirs(&mut cleaner, &created_dirs, req.keep_rootfs);
     }
     drop(lock);
     cleaner.hooks(&req.plugins, HookPhase::PostCleanHost, &root.path("/"));
