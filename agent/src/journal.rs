@@ -52,6 +52,10 @@ pub struct HostsRecord {
     /// The file existed before the first edit.
     #[serde(default)]
     pub existed: bool,
+    /// The file really edited, as a host path, when `/etc/hosts` is a symlink (cloud images
+    /// link it elsewhere): the link stays a link, and clean edits the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The last result of one step.

@@ -41,7 +41,10 @@ pub fn after_crash(
         .keys()
         .map(|p| root.path(p))
         .collect();
-    targets.push(root.path(HOSTS_FILE));
+    targets.push(
+        crate::steps::hosts_file::hosts_path(root, journal.record.hosts.as_ref())
+            .unwrap_or_else(|_| root.path(HOSTS_FILE)),
+    );
     targets.extend(
         journal
             .record

@@ -311,3 +311,23 @@ fn reapply_repairs_what_drifted_and_dry_run_shows_it() {
     let out = apply_cmd(root.path(), &fixture(), &[]).assert().success();
     assert!(steps_with(&stdout_events(&out), "step_started").is_empty());
 }
+
+#[test]
+fn a_symlinked_hosts_file_stays_a_link_and_its_target_is_edited_and_restored() {
+    let root = TestRoot::new();
+    // As on cloud images: /etc/hosts is a link into another directory.
+    fs::create_dir_all(root.join("run/cloud")).unwrap();
+    fs::rename(root.join("etc/hosts"), root.join("run/cloud/hosts")).unwrap();
+    std::os::unix::fs::symlink("/run/cloud/hosts", root.join("etc/hosts")).unwrap();
+    let before = snapshot(root.path());
+    apply_cmd(root.path(), &fixture(), &[]).assert().success();
+    let link = fs::symlink_metadata(root.join("etc/hosts")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let text = fs::read_to_string(root.join("run/cloud/hosts")).unwrap();
+    assert!(text.contains("#hostalias-set-by-sealer"), "{text}");
+    // Re-apply finds the lines through the link: nothing drifted.
+    let out = apply_cmd(root.path(), &fixture(), &[]).assert().success();
+    assert!(steps_with(&stdout_events(&out), "step_started").is_empty());
+    clean_cmd(root.path()).assert().success();
+    assert_same_tree(&before, &snapshot(root.path()));
+}

@@ -59,7 +59,10 @@ pub(super) fn undo_hosts(cleaner: &mut Cleaner<'_>, journal: &mut Journal) {
     let Some(hosts) = journal.record.hosts.clone() else {
         return;
     };
-    let path = cleaner.root.path(hosts_file::HOSTS_FILE);
+    let path = match hosts_file::hosts_path(cleaner.root, Some(&hosts)) {
+        Ok(p) => p,
+        Err(e) => return cleaner.pending(hosts_file::HOSTS_FILE.into(), e),
+    };
     match hosts_file::undo(&path, &hosts) {
         Ok(changed) => {
             if let Err(e) = journal.update(|r| r.hosts = None) {

@@ -5,11 +5,12 @@
 use super::{Ctx, StepResult, Written, step_err};
 use crate::fsutil;
 use crate::journal::HostsRecord;
+use crate::root::HostRoot;
 use installer_proto::plan::HOSTS_TAG;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// The hosts file.
 pub const HOSTS_FILE: &str = "/etc/hosts";
@@ -27,9 +28,66 @@ fn names_of(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Follows `host` through symlinks (inside `root`: an absolute target means the host's
+/// path) to the file that really holds its content; returns that file's host path.
+pub fn resolve(root: &HostRoot, host: &str) -> Result<String, String> {
+    let mut cur = PathBuf::from(host);
+    for _ in 0..16 {
+        let real = root.path(&cur.to_string_lossy());
+        match fs::symlink_metadata(&real) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&real).map_err(|e| format!("{host}: {e}"))?;
+                let joined = if target.is_absolute() {
+                    target
+                } else {
+                    cur.parent().unwrap_or(Path::new("/")).join(target)
+                };
+                cur = normalize(&joined);
+            }
+            _ => return Ok(cur.to_string_lossy().into_owned()),
+        }
+    }
+    Err(format!("{host}: too many levels of symbolic links"))
+}
+
+/// `..` and `.` removed lexically from an absolute path.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The file the hosts lines are (or will be) in: the recorded one, else `/etc/hosts`
+/// followed through its links.
+pub fn hosts_path(root: &HostRoot, record: Option<&HostsRecord>) -> Result<PathBuf, String> {
+    let host = match record.and_then(|r| r.file.clone()) {
+        Some(file) => file,
+        None => resolve(root, HOSTS_FILE)?,
+    };
+    Ok(root.path(&host))
+}
+
 /// Runs the step.
 pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
-    let path = ctx.root.path(HOSTS_FILE);
+    let file = match ctx
+        .journal
+        .record
+        .hosts
+        .as_ref()
+        .and_then(|r| r.file.clone())
+    {
+        Some(f) => f,
+        None => resolve(ctx.root, HOSTS_FILE).map_err(step_err)?,
+    };
+    let path = ctx.root.path(&file);
     if let Some(dir) = path.parent() {
         let created = fsutil::create_dirs(dir).map_err(step_err)?;
         super::bin::record_created_dirs(ctx, &created)?;
@@ -43,6 +101,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
     if ctx.journal.record.hosts.is_none() {
         record.no_final_newline = !old.is_empty() && !old.ends_with('\n');
         record.existed = path.exists();
+        record.file = (file != HOSTS_FILE).then(|| file.clone());
     }
     let wanted: Vec<String> = ctx.plan.hosts_entries.iter().map(|e| e.line()).collect();
     let wanted_names: Vec<&str> = ctx

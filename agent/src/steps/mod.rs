@@ -388,7 +388,8 @@ impl Step {
             Action::InstallBin => bin::drift(root, plan, journal),
             Action::RenderTemplates => render::drift(paths, plan, journal),
             Action::HostsFile => hosts_file::drift(
-                &root.path(hosts_file::HOSTS_FILE),
+                &hosts_file::hosts_path(root, journal.record.hosts.as_ref())
+                    .unwrap_or_else(|_| root.path(hosts_file::HOSTS_FILE)),
                 journal.record.hosts.as_ref(),
             ),
             Action::Script { .. } | Action::Plugin { .. } | Action::Registry { .. } => {
