@@ -64,6 +64,7 @@ fn main() {
         load.push(t.elapsed());
     }
 
+    let (warm_copy, after_copy) = (warm.clone(), after.clone());
     let count = |k: Kind| snap.iter().filter(|(_, m)| m.kind == k).count();
     let (objects, bytes) = std::fs::read_dir(store.path().join("objects"))
         .unwrap()
@@ -99,6 +100,12 @@ fn main() {
     println!(
         "before()+after() per step:  {}",
         ms(median(warm) + median(after))
+    );
+    let per = (median(warm_copy) + median(after_copy)).as_secs_f64() / snap.len() as f64;
+    println!(
+        "  = {:.2} µs per path; {:.0} ms per step for 40,000 paths",
+        per * 1e6,
+        per * 40_000.0 * 1000.0
     );
     println!(
         "snapshot save: {}, load: {}",

@@ -51,6 +51,14 @@ pub enum ApplyError {
     Protocol(String),
 }
 
+impl ApplyError {
+    /// Whether another apply or clean holds the host lock: a refusal that changed nothing,
+    /// told apart from failures (agent exit code 3, `AgentMsg::Busy` on the wire).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ApplyError::Lock(crate::lock::LockError::Held { .. }))
+    }
+}
+
 /// What the host lacks of a plan.
 #[derive(Debug, Clone, Default)]
 pub struct Need {

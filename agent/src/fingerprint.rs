@@ -3,7 +3,7 @@
 //! notice a deleted binary. Metadata answers "unchanged" cheaply; the sha256 decides when
 //! the metadata moved (a `touch`, a copy of the same bytes).
 
-use installer_proto::manifest::sha256_file;
+use installer_proto::manifest::{sha256_bytes, sha256_file};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,6 +22,10 @@ pub struct Fingerprint {
     pub mtime_ns: i128,
     /// Inode number (a rename over the file changes it).
     pub ino: u64,
+    /// For a symbolic link the agent placed (install-bin's links): its target. The other
+    /// fields then describe the link itself; only the target is compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// How a path compares with what was left there.
@@ -48,17 +52,43 @@ impl Fingerprint {
             size: meta.len(),
             mtime_ns: mtime_ns(&meta),
             ino: meta.ino(),
+            link: None,
+        })
+    }
+
+    /// The fingerprint of the symbolic link at `path` (not of what it points to).
+    pub fn of_link(path: &Path) -> std::io::Result<Fingerprint> {
+        let meta = fs::symlink_metadata(path)?;
+        if !meta.file_type().is_symlink() {
+            return Err(std::io::Error::other("not a symbolic link"));
+        }
+        let target = link_text(path)?;
+        Ok(Fingerprint {
+            sha256: sha256_bytes(target.as_bytes()),
+            mode: meta.permissions().mode() & 0o7777,
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            ino: meta.ino(),
+            link: Some(target),
         })
     }
 
     /// Compares the file now at `path` with this fingerprint; reads the file only when its
-    /// metadata moved.
+    /// metadata moved. A link's fingerprint is the same only for a link with the same
+    /// target; a file's only for a regular file (a link there is a change, whatever it
+    /// points to).
     pub fn compare(&self, path: &Path) -> Comparison {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Comparison::Missing,
             Err(_) => return Comparison::Changed,
         };
+        if let Some(want) = &self.link {
+            return match link_text(path) {
+                Ok(t) if meta.file_type().is_symlink() && &t == want => Comparison::Same,
+                _ => Comparison::Changed,
+            };
+        }
         if !meta.file_type().is_file()
             || meta.permissions().mode() & 0o7777 != self.mode
             || meta.len() != self.size
@@ -73,6 +103,14 @@ impl Fingerprint {
             _ => Comparison::Changed,
         }
     }
+}
+
+/// A link's target as text (the agent only places links whose targets are UTF-8 names).
+fn link_text(path: &Path) -> std::io::Result<String> {
+    fs::read_link(path)?
+        .into_os_string()
+        .into_string()
+        .map_err(|_| std::io::Error::other("symlink target is not UTF-8"))
 }
 
 fn mtime_ns(meta: &fs::Metadata) -> i128 {
@@ -102,5 +140,40 @@ mod tests {
         assert_eq!(fp.compare(&p), Comparison::Changed);
         fs::remove_file(&p).unwrap();
         assert_eq!(fp.compare(&p), Comparison::Missing);
+    }
+
+    #[test]
+    fn a_link_is_the_same_only_with_the_same_target() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), "a").unwrap();
+        fs::write(dir.path().join("b"), "b").unwrap();
+        let p = dir.path().join("l");
+        std::os::unix::fs::symlink("a", &p).unwrap();
+        let fp = Fingerprint::of_link(&p).unwrap();
+        assert_eq!(fp.link.as_deref(), Some("a"));
+        assert!(
+            Fingerprint::of(&p).is_err(),
+            "a file fingerprint never follows a link"
+        );
+        assert_eq!(fp.compare(&p), Comparison::Same);
+        // Recreated with the same target: still what was left.
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("a", &p).unwrap();
+        assert_eq!(fp.compare(&p), Comparison::Same);
+        // The file it points to changing is not the link changing.
+        fs::write(dir.path().join("a"), "other").unwrap();
+        assert_eq!(fp.compare(&p), Comparison::Same);
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("b", &p).unwrap();
+        assert_eq!(fp.compare(&p), Comparison::Changed);
+        fs::remove_file(&p).unwrap();
+        fs::write(&p, "a").unwrap();
+        assert_eq!(fp.compare(&p), Comparison::Changed);
+        fs::remove_file(&p).unwrap();
+        assert_eq!(fp.compare(&p), Comparison::Missing);
+        // A file's fingerprint does not accept a link to the same content.
+        let file_fp = Fingerprint::of(&dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("b", &p).unwrap();
+        assert_eq!(file_fp.compare(&p), Comparison::Changed);
     }
 }

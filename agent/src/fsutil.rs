@@ -41,10 +41,12 @@ pub fn temp_sibling(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.installer-tmp"))
 }
 
-/// Removes what a crashed write to `target` left; returns whether there was anything.
+/// Removes what a crashed write to `target` left; returns whether there was anything. A
+/// symlink there is install-bin's half-placed link (removing a link never touches what it
+/// points to).
 pub fn remove_temp_sibling(target: &Path) -> bool {
     let tmp = temp_sibling(target);
-    fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file())
+    fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file() || m.file_type().is_symlink())
         && fs::remove_file(&tmp).is_ok()
 }
 

@@ -43,6 +43,8 @@ pub struct HandApply {
     pub data_root: String,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// The trees watched around script steps.
+    pub watch: installer_proto::watch::WatchConfig,
 }
 
 /// The IP of the interface the default route leaves by (no packet is sent), else loopback.
@@ -113,6 +115,7 @@ pub fn build(args: &HandApply) -> anyhow::Result<(Plan, MergedTree)> {
         plugins: Vec::new(),
         manifest,
         timeouts: args.timeouts.clone(),
+        watch: args.watch.clone(),
     };
     plan.validate()?;
     Ok((plan, tree))

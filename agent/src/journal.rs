@@ -108,6 +108,9 @@ pub struct Record {
     /// runs): after a crash, the next agent still records what that step did.
     #[serde(default)]
     pub watch_pending: Option<String>,
+    /// The watch settings of the pending step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_config: Option<installer_proto::watch::WatchConfig>,
     /// Clean phases that finished (`clean-kube`, …): a clean run again after an
     /// interruption does not repeat them.
     #[serde(default)]

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use installer_agent::apply::ApplyError;
 use installer_agent::clean::{CleanRequest, clean};
 use installer_agent::handrun::{self, HandApply};
 use installer_agent::root::HostRoot;
@@ -12,6 +13,7 @@ use installer_proto::env::{Env, parse_entries};
 use installer_proto::plan::{
     DEFAULT_DATA_ROOT, Timeouts, check_cluster_dir, check_cluster_name, check_data_root,
 };
+use installer_proto::term;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use std::time::Duration;
 #[command(
     name = "installer-agent",
     version,
-    after_help = "Exit codes: 0 ok, 1 a step failed or something could not be undone, 2 bad input."
+    after_help = "Exit codes:\n  0  ok\n  1  a step failed, or something could not be undone\n  2  bad input (flags, rootfs, a data root or cluster directory that is not this product's)\n  3  refused: another apply or clean is running on this host (nothing was changed; wait and run again)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -131,6 +133,10 @@ struct ApplyCmd {
     /// Seconds to wait for the registry.
     #[arg(long, default_value_t = 60)]
     registry_timeout: u64,
+    /// The trees watched around script steps (JSON: trees, copy_trees, copy_file_max,
+    /// copy_total_max, shallow, exclude; keys left out keep their defaults).
+    #[arg(long, value_name = "FILE")]
+    watch_config: Option<PathBuf>,
     /// Print events as NDJSON.
     #[arg(long)]
     json: bool,
@@ -174,11 +180,27 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            2
+            // Errors name rootfs paths and echo flags; the terminal gets them without
+            // control sequences.
+            eprintln!("error: {}", term::for_terminal(&format!("{e:#}")));
+            exit_code_of(&e)
         }
     };
     std::process::exit(code);
+}
+
+/// Exit code when a run could not start or was refused.
+const BAD_INPUT: i32 = 2;
+/// Exit code when another apply or clean holds the host lock: nothing was changed, and the
+/// same command succeeds once the other finishes, so it is not bad input.
+const REFUSED: i32 = 3;
+
+/// The exit code for an error that ended `run`.
+fn exit_code_of(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<ApplyError>() {
+        Some(a) if a.is_busy() => REFUSED,
+        _ => BAD_INPUT,
+    }
 }
 
 fn env_of(entries: &[String], flag: &str) -> anyhow::Result<Env> {
@@ -230,6 +252,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     script_secs: a.script_timeout,
                     registry_secs: a.registry_timeout,
                 },
+                watch: match &a.watch_config {
+                    Some(path) => serde_json::from_slice(
+                        &std::fs::read(path)
+                            .with_context(|| format!("--watch-config {}", path.display()))?,
+                    )
+                    .with_context(|| format!("--watch-config {}", path.display()))?,
+                    None => Default::default(),
+                },
             };
             let sink = TermSink::new(a.json, a.verbose);
             let outcome =
@@ -263,23 +293,25 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 fn report(outcome: &installer_proto::event::Outcome, json: bool, what: &str) {
     if json {
         if let Ok(text) =
-            serde_json::to_string(&serde_json::json!({ "event": "done", "outcome": outcome }))
+            term::json_line(&serde_json::json!({ "event": "done", "outcome": outcome }))
         {
             println!("{text}");
         }
         return;
     }
-    if outcome.ok {
-        println!(
+    let text = if outcome.ok {
+        format!(
             "{what}: ok ({} ran, {} skipped)",
             outcome.ran, outcome.skipped
-        );
+        )
     } else if let Some(step) = &outcome.failed_step {
-        println!(
+        format!(
             "{what}: FAILED at {step}: {}",
             outcome.error.as_deref().unwrap_or("")
-        );
+        )
     } else {
-        println!("{what}: could not undo: {}", outcome.not_undone.join(", "));
-    }
+        format!("{what}: could not undo: {}", outcome.not_undone.join(", "))
+    };
+    // The error carries the failed script's last lines.
+    println!("{}", term::for_terminal(&text));
 }

@@ -83,9 +83,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                             have_bytes: need.have_bytes,
                         })?;
                     }
-                    Err(e) => send(&AgentMsg::Error {
-                        message: e.to_string(),
-                    })?,
+                    Err(e) => send(&refusal(&e))?,
                 }
             }
             ControllerMsg::Chunk { len } => {
@@ -145,15 +143,24 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                 };
                 match clean::clean(&root, &req, &sink) {
                     Ok(outcome) => send(&AgentMsg::Done(outcome))?,
-                    Err(e) => send(&AgentMsg::Error {
-                        message: e.to_string(),
-                    })?,
+                    Err(e) => send(&refusal(&e))?,
                 }
             }
             ControllerMsg::Bye => break,
         }
     }
     Ok(())
+}
+
+/// The answer to an `Offer` or `Clean` the agent could not take on: `Busy` when another
+/// agent holds the host lock (the controller reports that as a refusal), else `Error`.
+fn refusal(e: &crate::apply::ApplyError) -> AgentMsg {
+    let message = e.to_string();
+    if e.is_busy() {
+        AgentMsg::Busy { message }
+    } else {
+        AgentMsg::Error { message }
+    }
 }
 
 /// Reads and discards chunks up to `FilesEnd`, keeping the stream in step after a refusal.

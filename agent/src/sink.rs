@@ -72,7 +72,7 @@ impl TermSink {
 impl Sink for TermSink {
     fn event(&self, event: Event) {
         let text = if self.json {
-            serde_json::to_string(&event).ok()
+            installer_proto::term::json_line(&event).ok()
         } else {
             human(&event, self.verbose)
         };
@@ -83,12 +83,13 @@ impl Sink for TermSink {
 }
 
 /// One human line for an event, or `None` for events not worth a line (script output
-/// unless `verbose`, transfer progress).
+/// unless `verbose`, transfer progress). Control sequences in script output are removed:
+/// the line is for a terminal (the step's log under the state directory keeps them).
 pub fn human(event: &Event, verbose: bool) -> Option<String> {
     match event {
         Event::Output { .. } if !verbose => None,
         Event::Received { .. } => None,
-        _ => Some(event.describe()),
+        _ => Some(installer_proto::term::for_terminal(&event.describe()).into_owned()),
     }
 }
 
@@ -98,4 +99,46 @@ pub struct NullSink;
 
 impl Sink for NullSink {
     fn event(&self, _event: Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use installer_proto::event::{StepError, Stream};
+
+    #[test]
+    fn hand_run_lines_carry_no_terminal_controls() {
+        for (line, shown) in [
+            ("\x1b]0;title\x07x", "x"),
+            ("\x1b[2J\x1b[31mred\x1b[0m", "red"),
+            ("a\u{9b}2Jb", "ab"),
+            ("ok\rFAILED", "ok\u{240d}FAILED"),
+            ("bell\x07", "bell"),
+        ] {
+            let output = Event::Output {
+                step: "init-kube".into(),
+                stream: Stream::Stdout,
+                line: line.into(),
+            };
+            assert_eq!(
+                human(&output, true).unwrap(),
+                format!("init-kube | {shown}"),
+                "{line:?}"
+            );
+            let failed = Event::StepFailed {
+                step: "init-kube".into(),
+                error: StepError {
+                    message: format!("exited with code 1: {line}"),
+                    exit_code: Some(1),
+                    tail: vec![line.into()],
+                },
+            };
+            let text = human(&failed, false).unwrap();
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{line:?}: {text:?}"
+            );
+        }
+    }
 }

@@ -328,7 +328,9 @@ fn a_second_concurrent_apply_is_refused() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let started = std::time::Instant::now();
-    let out = apply_cmd(root.path(), &fixture(), &[]).assert().code(2);
+    // Exit 3, refused: nothing was changed, and the same command works once the other ends
+    // (2 would say the input is wrong).
+    let out = apply_cmd(root.path(), &fixture(), &[]).assert().code(3);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
@@ -345,7 +347,7 @@ fn a_second_concurrent_apply_is_refused() {
         .arg(root.path())
         .timeout(std::time::Duration::from_secs(20))
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         stderr.contains("another installer-agent is running"),
@@ -403,4 +405,21 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = assert_cmd::cargo::cargo_bin_cmd!("installer-agent")
+        .arg("--help")
+        .assert()
+        .success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for code in [
+        "0  ok",
+        "1  a step failed",
+        "2  bad input",
+        "3  refused: another apply or clean is running on this host",
+    ] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
 }

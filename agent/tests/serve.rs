@@ -90,6 +90,7 @@ fn plan() -> (Plan, installer_proto::rootfs::MergedTree) {
         container_runtime: "containerd".into(),
         data_root: "/var/lib/sealer/data".into(),
         timeouts: Timeouts::default(),
+        watch: Default::default(),
     })
     .unwrap()
 }
@@ -282,4 +283,48 @@ fn a_different_protocol_version_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(!child.wait().unwrap().success());
+}
+
+#[test]
+fn an_offer_or_clean_while_another_agent_holds_the_lock_is_answered_busy() {
+    let root = TestRoot::new();
+    let (plan, _) = plan();
+    let mut first = Agent::start(root.path());
+    first.send(&ControllerMsg::Offer {
+        plan: Box::new(plan.clone()),
+        dry_run: false,
+    });
+    assert!(matches!(first.recv(), AgentMsg::Need { .. }));
+    let before = snapshot(root.path());
+    let mut second = Agent::start(root.path());
+    second.send(&ControllerMsg::Offer {
+        plan: Box::new(plan),
+        dry_run: false,
+    });
+    match second.recv() {
+        AgentMsg::Busy { message } => assert!(
+            message.contains("another installer-agent is running on this host"),
+            "{message}"
+        ),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    second.send(&ControllerMsg::Clean {
+        cluster: "other".into(),
+        data_root: "/var/lib/sealer/data".into(),
+        keep_rootfs: false,
+        plugins: Vec::new(),
+        env: Default::default(),
+        remove_agent: false,
+        force: false,
+    });
+    match second.answer() {
+        (_, AgentMsg::Busy { message }) => assert!(
+            message.contains("another installer-agent is running on this host"),
+            "{message}"
+        ),
+        (_, other) => panic!("expected busy, got {other:?}"),
+    }
+    second.bye();
+    assert_same_tree(&before, &snapshot(root.path()));
+    first.bye();
 }

@@ -22,28 +22,14 @@ pub async fn run(args: CleanArgs) -> RunResult {
         dry_run: false,
     });
     let concurrency = args.common.concurrency as usize;
-    let connected = for_each_host(cf.hosts.clone(), concurrency, {
-        let ctx = ctx.clone();
-        move |h| {
-            let ctx = ctx.clone();
-            async move { (h.ip.clone(), connect::connect(&h, &ctx).await) }
+    let connected = match connect::connect_all(&ctx, cf.hosts.clone(), concurrency).await {
+        Ok(c) => c,
+        Err(refusal) => {
+            return Err(Failure::Refused(anyhow::anyhow!(
+                "{refusal}\nNothing was changed on any host."
+            )));
         }
-    })
-    .await;
-    let refusals: Vec<String> = connected
-        .iter()
-        .filter_map(|(_, r)| match r {
-            Err(HostFail::Refused(reason)) => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
-    if !refusals.is_empty() {
-        close_all(connected).await;
-        return Err(Failure::Refused(anyhow::anyhow!(
-            "{}\nNothing was changed on any host.",
-            refusals.join("\n")
-        )));
-    }
+    };
     let live = keep_live(&ctx, connected);
     let opts = CleanOptions {
         keep_rootfs: args.keep_rootfs,
@@ -116,12 +102,8 @@ async fn clean_one(
             Some(c)
         }
         Err(e) => {
-            HostFail::Failed {
-                phase: Phase::Clean,
-                step: None,
-                reason: format!("{e}{}", c.process.stderr_hint()),
-            }
-            .report(&ctx.reporter, &host);
+            HostFail::from_session(Phase::Clean, e, &c.process.stderr_hint())
+                .report(&ctx.reporter, &host);
             None
         }
     }

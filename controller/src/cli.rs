@@ -13,7 +13,8 @@ pub mod exit {
     pub const HOST_FAILED: i32 = 1;
     /// Bad input: Clusterfile, rootfs, overlays, flags. Nothing was contacted.
     pub const BAD_INPUT: i32 = 2;
-    /// Refused for safety before anything changed (a host key unknown or changed).
+    /// Refused for safety before anything changed: a host key unknown or changed, or hosts
+    /// busy with another apply or clean while no host changed.
     pub const REFUSED: i32 = 3;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
@@ -24,7 +25,8 @@ Exit codes:
   0    every host ended ok
   1    at least one host failed or was not reached (see the table and the run's logs)
   2    bad input (Clusterfile, rootfs, overlays, flags); no host was contacted
-  3    refused for safety before anything changed (unknown or changed host key)
+  3    refused for safety, nothing changed on any host (unknown or changed host key, or
+       hosts busy with another apply or clean)
   130  interrupted";
 
 /// installer: turn Linux hosts into Kubernetes-ready nodes from a rootfs, over SSH.
@@ -46,7 +48,7 @@ pub enum Command {
         "  installer apply -f Clusterfile --overlay ./my-overlay --dry-run\n",
         "  installer apply -f Clusterfile -o json > run.ndjson\n",
         "  SUDO_PW=... installer apply -f Clusterfile --sudo-password-env SUDO_PW\n\n",
-        "Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 host key refused, 130 interrupted."
+        "Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 refused (host key, or hosts busy and nothing changed), 130 interrupted."
     ))]
     Apply(ApplyArgs),
     /// Undo on every host exactly what apply did (also after a failed apply).
@@ -54,7 +56,7 @@ pub enum Command {
         "Examples:\n",
         "  installer clean -f Clusterfile\n",
         "  installer clean -f Clusterfile --keep-rootfs\n\n",
-        "Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 host key refused, 130 interrupted."
+        "Exit codes: 0 ok, 1 a host failed, 2 bad input, 3 refused (host key, or hosts busy and nothing changed), 130 interrupted."
     ))]
     Clean(CleanArgs),
     /// Print a shell completion script.
@@ -144,6 +146,12 @@ pub struct ApplyArgs {
     /// Seconds to wait for the local registry to answer.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub registry_timeout: u64,
+
+    /// The trees the agents watch around script steps, so clean can undo what scripts did
+    /// (YAML or JSON: trees, copy_trees, copy_file_max, copy_total_max, shallow, exclude;
+    /// see README "Watched trees").
+    #[arg(long, value_name = "FILE")]
+    pub watch_config: Option<PathBuf>,
 }
 
 /// `installer clean`.

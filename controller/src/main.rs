@@ -55,7 +55,11 @@ fn run(fut: impl std::future::Future<Output = installer::RunResult>) -> i32 {
     match outcome {
         Some(Ok(code)) => code,
         Some(Err(failure)) => {
-            eprintln!("{failure}");
+            // Messages quote Clusterfile values and rootfs paths, which may hold escapes.
+            eprintln!(
+                "{}",
+                installer_proto::term::for_terminal(&failure.to_string())
+            );
             failure.exit_code()
         }
         None => {

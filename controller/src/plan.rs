@@ -152,6 +152,7 @@ pub fn build_plan(
         plugins,
         manifest,
         timeouts,
+        watch: Default::default(),
     };
     plan.validate().map_err(|source| PlanBuildError::Invalid {
         host: host.ip.clone(),

@@ -106,8 +106,18 @@ fn ctrl_c_ends_the_run_with_exit_code_130() {
     let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs");
     fs::create_dir_all(rootfs.join("etc")).unwrap();
-    // 192.0.2.10 (TEST-NET-1) never answers: the run sits in the connect phase.
-    let cf = clusterfile(dir.path(), &rootfs.display().to_string(), "");
+    // An SSH port on loopback that accepts and never speaks: the run sits in connect.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let cf = dir.path().join("Clusterfile");
+    fs::write(
+        &cf,
+        format!(
+            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c1\nspec:\n  image: {}\n  ssh: {{port: {port}}}\n  hosts:\n    - ips: [127.0.0.1]\n      roles: [master]\n",
+            rootfs.display()
+        ),
+    )
+    .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
         .args(["apply", "-o", "plain", "--connect-timeout", "60", "-f"])
         .arg(&cf)
@@ -119,7 +129,8 @@ fn ctrl_c_ends_the_run_with_exit_code_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Connected means validation is over and the run is under way.
+    let (_conn, _) = silent.accept().unwrap();
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

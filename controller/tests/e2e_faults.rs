@@ -233,3 +233,74 @@ fn a_host_cut_off_mid_apply_fails_alone_and_a_reapply_completes_it() {
         run.started(&ips[0])
     );
 }
+
+#[test]
+fn a_swapped_upload_never_runs_as_root() {
+    let cluster = fixture_cluster(1);
+    set_user(&cluster, OPS_USER);
+    let run = installer(&cluster, &["apply"]);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let upload = sh(
+        &cluster,
+        0,
+        "ls /home/ops/.installer/agent/installer-agent-*",
+    );
+    let upload = upload.trim().to_string();
+    let real_sha = sh(&cluster, 0, &format!("sha256sum {upload} | cut -d' ' -f1"));
+    let real_sha = real_sha.trim().to_string();
+    // What the login user's own processes could do: put another program where the upload
+    // is. It would run as root if root ran the upload.
+    let evil = "#!/bin/sh\ntouch /tmp/ran-as-$(id -u)\nexit 0\n";
+    let as_ops = |script: &str| {
+        cluster
+            .exec(0, &["su", "-s", "/bin/sh", "ops", "-c", script])
+            .expect("docker exec")
+    };
+    let planted = as_ops(&format!(
+        "printf '%s' '{evil}' > {upload}.new && chmod 700 {upload}.new && mv -f {upload}.new {upload}"
+    ));
+    assert!(
+        planted.success(),
+        "{}",
+        String::from_utf8_lossy(&planted.stderr)
+    );
+
+    // Root runs the launcher the controller sends; between the upload and that moment the
+    // file is the login user's. The launcher runs root's verified copy, never the upload…
+    let launch = |args: &[&str]| {
+        let mut argv = vec![
+            "su",
+            "-s",
+            "/bin/sh",
+            "ops",
+            "-c",
+            "exec sudo -n /bin/sh -c \"$0\" launch \"$@\"",
+            installer::apply::start_agent::LAUNCH,
+            upload.as_str(),
+            real_sha.as_str(),
+        ];
+        argv.extend_from_slice(args);
+        cluster.exec(0, &argv).expect("docker exec")
+    };
+    let out = launch(&["--version"]);
+    assert!(out.success(), "{}", out.stderr_str());
+    assert!(
+        out.stdout_str().contains("installer-agent"),
+        "{}",
+        out.stdout_str()
+    );
+    sh(&cluster, 0, "test ! -e /tmp/ran-as-0");
+
+    // …and without a verified copy (a first run) it hashes what it copied as root and
+    // refuses a file that is not the one the controller checked.
+    sh(&cluster, 0, "rm -rf /var/lib/installer-agent/bin");
+    let out = launch(&["--version"]);
+    assert_eq!(out.code, Some(126), "{}", out.stderr_str());
+    assert!(
+        out.stderr_str()
+            .contains("changed after upload; refusing to run it"),
+        "{}",
+        out.stderr_str()
+    );
+    sh(&cluster, 0, "test ! -e /tmp/ran-as-0");
+}

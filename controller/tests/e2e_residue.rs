@@ -22,11 +22,11 @@ mod e2e_common;
 use e2e_common::*;
 use std::fmt::Write as _;
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use testenv::fixture::RootfsInfo;
-use testenv::hosts::{Change, Cluster, Snapshot, UpOptions};
+use testenv::hosts::{Change, Cluster, FileKind, Snapshot, UpOptions};
 
 /// Units and processes (pgrep names) of ours that must not outlive a clean.
 const UNITS: &str = "'containerd*' 'kubelet*' 'fixture-daemon*'";
@@ -219,13 +219,44 @@ fn assert_residue(cluster: &Cluster, i: usize, before: &Snapshot, extra: &[(&str
     assert!(fstab.contains(&format!("#{SWAP_LINE}")), "{fstab}");
 }
 
-/// What is left on host `i` compared with `before`: changed paths, then units and
-/// processes of ours, one per line.
-fn leftovers(cluster: &Cluster, i: usize, before: &Snapshot) -> Vec<String> {
-    let mut left: Vec<String> = testenv::hosts::diff(before, &cluster.snapshot(i).unwrap())
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+/// One line per change, in path order, except that an added directory stands for
+/// everything added below it (`… and N more below`).
+fn compact(changes: &[Change]) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    // The last added directory: its path, its line, how many entries below it were folded.
+    let mut top: Option<(PathBuf, usize, usize)> = None;
+    let fold = |lines: &mut Vec<String>, top: &Option<(PathBuf, usize, usize)>| {
+        if let Some((_, line, n)) = top
+            && *n > 0
+        {
+            lines[*line].push_str(&format!(" … and {n} more below"));
+        }
+    };
+    for change in changes {
+        if let (Change::Added(path, _), Some((dir, _, n))) = (change, top.as_mut())
+            && path.starts_with(&*dir)
+        {
+            *n += 1;
+            continue;
+        }
+        fold(&mut lines, &top);
+        lines.push(change.to_string());
+        top = match change {
+            Change::Added(path, entry) if entry.kind == FileKind::Dir => {
+                Some((path.clone(), lines.len() - 1, 0))
+            }
+            _ => None,
+        };
+    }
+    fold(&mut lines, &top);
+    lines
+}
+
+/// What is left on host `i` compared with `before`: changed paths (see [`compact`]), then
+/// units and processes of ours, one per line; and the number of changed paths.
+fn leftovers(cluster: &Cluster, i: usize, before: &Snapshot) -> (Vec<String>, usize) {
+    let changes = testenv::hosts::diff(before, &cluster.snapshot(i).unwrap());
+    let mut left = compact(&changes);
     let units = sh(
         cluster,
         i,
@@ -234,11 +265,12 @@ fn leftovers(cluster: &Cluster, i: usize, before: &Snapshot) -> Vec<String> {
     left.extend(units.lines().map(|l| format!("unit: {}", l.trim())));
     let procs = sh(cluster, i, &format!("pgrep -l '{PROCS}' || true"));
     left.extend(procs.lines().map(|l| format!("process: {}", l.trim())));
-    left
+    (left, changes.len())
 }
 
 /// Asserts every host is back as before: no path differs from its pre-apply snapshot, no
-/// unit or process of ours is left. The message lists every host's residue.
+/// unit or process of ours is left. The message lists every host's residue (`+` left
+/// behind, `~` not restored, `-` removed).
 fn assert_hosts_as_before(cluster: &Cluster, before: &[Snapshot], after: &str) {
     let report = residue_report(cluster, before);
     assert!(
@@ -255,14 +287,16 @@ fn assert_hosts_as_before(cluster: &Cluster, before: &[Snapshot], after: &str) {
 fn residue_report(cluster: &Cluster, before: &[Snapshot]) -> String {
     let mut report = String::new();
     for (i, snap) in before.iter().enumerate() {
-        let left = leftovers(cluster, i, snap);
+        let (left, paths) = leftovers(cluster, i, snap);
         if !left.is_empty() {
             let _ = writeln!(
                 report,
-                "node{} ({}): {} left:\n  {}",
+                "node{} ({}): {paths} path(s) differ from before apply, {} unit(s)/process(es) left:\n  {}",
                 i + 1,
                 cluster.hosts()[i].ip,
-                left.len(),
+                left.iter()
+                    .filter(|l| l.starts_with("unit: ") || l.starts_with("process: "))
+                    .count(),
                 left.join("\n  ")
             );
         }
@@ -432,7 +466,10 @@ fn a_clean_killed_half_way_is_finished_by_the_next_clean() {
             residue_report(&cluster, &before)
         );
     };
-    eprintln!("killed on node2 mid-clean: {}", killed.trim());
+    eprintln!(
+        "killed on node2 mid-clean: {}; that clean ended with {status}",
+        killed.trim()
+    );
     assert!(
         killed.contains("killed"),
         "pkill found no installer-agent on node2: {killed:?}"

@@ -27,6 +27,15 @@ pub enum EnvError {
         /// The key.
         key: String,
     },
+    /// A value holding a NUL byte: no process environment can carry one, so the first
+    /// script would fail, after earlier steps had already changed the host.
+    #[error(
+        "the value of env key {key:?} holds a NUL byte, which no process environment can carry; remove it"
+    )]
+    NulInValue {
+        /// The key.
+        key: String,
+    },
     /// `SvcCIDR` is not a CIDR.
     #[error("SvcCIDR {value:?} is not a CIDR such as 10.96.0.0/12")]
     BadCidr {
@@ -42,7 +51,8 @@ pub fn is_valid_key(key: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Splits `KEY=VALUE` at the first `=` and checks the key.
+/// Splits `KEY=VALUE` at the first `=` and checks the key and the value (a key with a NUL
+/// is not a valid key; a value with one is refused too).
 pub fn parse_entry(entry: &str) -> Result<(String, String), EnvError> {
     let (key, value) = entry.split_once('=').ok_or_else(|| EnvError::NotKeyValue {
         entry: entry.to_string(),
@@ -52,7 +62,18 @@ pub fn parse_entry(entry: &str) -> Result<(String, String), EnvError> {
             key: key.to_string(),
         });
     }
+    check_value(key, value)?;
     Ok((key.to_string(), value.to_string()))
+}
+
+/// Checks that the value of `key` can reach a script's environment: it holds no NUL.
+pub fn check_value(key: &str, value: &str) -> Result<(), EnvError> {
+    if value.contains('\0') {
+        return Err(EnvError::NulInValue {
+            key: key.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Parses a list of `KEY=VALUE` entries; a repeated key keeps its last value (sealer's rule).
@@ -301,6 +322,23 @@ mod tests {
         let env = parse_entries(&["A=1", "A=2", "B="]).unwrap();
         assert_eq!(env["A"], "2");
         assert_eq!(env["B"], "");
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_in_keys_and_values() {
+        assert_eq!(
+            parse_entry("A=x\0y").unwrap_err(),
+            EnvError::NulInValue { key: "A".into() }
+        );
+        assert_eq!(
+            parse_entries(&["B=1", "A=\0"]).unwrap_err().to_string(),
+            "the value of env key \"A\" holds a NUL byte, which no process environment can carry; remove it"
+        );
+        assert!(matches!(
+            parse_entry("A\0B=1"),
+            Err(EnvError::BadKey { .. })
+        ));
+        assert!(check_value("A", "no nul, but \u{1} and \n are fine").is_ok());
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! host facts ([`facts`]), the environment given to scripts and templates ([`env`]) and the
 //! Go-template language rootfs `.tmpl` files are written in ([`template`]).
 //!
-//! The crate is synchronous and depends on serde, sha2 and thiserror only, so the static
-//! agent can use it without an async runtime.
+//! The crate is synchronous and depends on serde, sha2, thiserror and cap-std (directory
+//! handles that keep lookups inside a rootfs tree) only, so the static agent can use it
+//! without an async runtime.
 
+pub mod bin_links;
 pub mod env;
 pub mod event;
 pub mod facts;
@@ -18,4 +20,6 @@ pub mod plan;
 pub mod rootfs;
 pub mod system_dirs;
 pub mod template;
+pub mod term;
+pub mod watch;
 pub mod wire;

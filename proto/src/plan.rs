@@ -20,6 +20,14 @@ pub const REGISTRY_CONTAINER: &str = "sealer-registry";
 /// `remove_agent` deletes the running agent only when it lives here.
 pub const AGENT_UPLOAD_DIR: &str = ".installer/agent";
 
+/// Where root keeps the verified copy of the agent it runs (the launcher copies the upload
+/// here, checks its sha256 and executes the copy). `clean` removes it.
+pub const ROOT_AGENT_DIR: &str = "/var/lib/installer-agent/bin";
+
+/// The variable through which the launcher tells the agent which upload it came from, so
+/// that `clean` removes the upload too.
+pub const AGENT_UPLOAD_VAR: &str = "INSTALLER_AGENT_UPLOAD";
+
 /// Default `spec.dataRoot`.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/sealer/data";
 
@@ -70,6 +78,9 @@ pub enum PlanError {
     /// A plugin name that cannot name a step.
     #[error("plugin name {0:?} is invalid: use letters, digits, '-', '_' and '.'")]
     BadPluginName(String),
+    /// A link in `bin/` that would not lead to another file install-bin installs.
+    #[error("{0}")]
+    BinLink(String),
 }
 
 /// Checks a cluster name (`metadata.name`): it becomes a path component on every host.
@@ -340,6 +351,9 @@ pub struct Plan {
     pub manifest: Manifest,
     /// Time limits.
     pub timeouts: Timeouts,
+    /// The trees watched around script steps (SPEC §6).
+    #[serde(default)]
+    pub watch: crate::watch::WatchConfig,
 }
 
 impl Plan {
@@ -360,7 +374,8 @@ impl Plan {
         }
         self.manifest
             .validate()
-            .map_err(|e| PlanError::Manifest(e.to_string()))
+            .map_err(|e| PlanError::Manifest(e.to_string()))?;
+        crate::bin_links::check(&self.manifest).map_err(PlanError::BinLink)
     }
 
     /// `<dataRoot>/<cluster>/rootfs` (without any `--root` prefix).

@@ -3,7 +3,10 @@
 //! keeps a binary of the wrong machine off a host. Both sides use it: the controller to build
 //! what it ships, the agent when run by hand on a rootfs directory.
 
-use crate::manifest::{self, Entry, EntryKind, Manifest, ManifestError};
+use crate::manifest::{
+    self, DirTree, Entry, EntryKind, LinkError, Lookup, Manifest, ManifestError, Node, paths,
+};
+use cap_std::fs::Dir;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
@@ -110,6 +113,28 @@ pub enum RootfsError {
     /// The tree is malformed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A link of the tree does not resolve inside it.
+    #[error("{source} (file {})", file.display())]
+    Link {
+        /// The link on the local disk.
+        file: PathBuf,
+        /// Where it leads and why that is refused (boxed: it carries the whole chain).
+        #[source]
+        source: Box<LinkError>,
+    },
+    /// `rootfs`, `amd64` or `arm64` is a link to something that is not a directory of the
+    /// image.
+    #[error(
+        "{}: a link to {}, which is not a directory inside the rootfs; the rootfs/, amd64/ and arm64/ subtrees must be directories (or links to directories) inside it",
+        link.display(),
+        manifest::quote(target)
+    )]
+    LayerNotADirectory {
+        /// The link.
+        link: PathBuf,
+        /// Its target.
+        target: String,
+    },
     /// A `bin/` binary is built for another machine.
     #[error(
         "{path}: built for {found}, but the host is {host}; put it under {arch_dir}/bin/ (per-architecture subtree) or ship the {host} build"
@@ -136,65 +161,159 @@ pub enum RootfsError {
 }
 
 /// The directory that is the base layer of an image directory: `DIR/rootfs` when present
-/// (sealer's image layout), else `DIR` itself.
-pub fn base_dir(image_dir: &Path) -> PathBuf {
-    let nested = image_dir.join("rootfs");
-    if nested.is_dir() {
-        nested
-    } else {
-        image_dir.to_path_buf()
+/// (sealer's image layout), else `DIR` itself. A `rootfs` link is followed only as far as
+/// it stays inside `DIR`.
+pub fn base_dir(image_dir: &Path) -> Result<PathBuf, RootfsError> {
+    let image = open_tree(image_dir)?;
+    Ok(match subtree(&image, "rootfs")? {
+        Some(rel) => image_dir.join(rel),
+        None => image_dir.to_path_buf(),
+    })
+}
+
+/// The per-architecture subtree `DIR/<arch>` of an image directory, when there is one. A
+/// link is followed only as far as it stays inside `DIR` (a link that leaves it is an
+/// error naming the link and where it leads).
+pub fn arch_subtree(image_dir: &Path, arch: &str) -> Result<Option<PathBuf>, RootfsError> {
+    Ok(subtree(&open_tree(image_dir)?, arch)?.map(|rel| image_dir.join(rel)))
+}
+
+fn open_tree(dir: &Path) -> Result<DirTree, RootfsError> {
+    if !dir.is_dir() {
+        return Err(RootfsError::NotADirectory(dir.to_path_buf()));
     }
+    DirTree::open(dir).map_err(|e| io_err(dir, e))
+}
+
+/// `name` directly under `image` as a layer: the directory itself, or where a link of that
+/// name leads when that is a directory inside the image, as a path relative to the image
+/// (`""` for the image itself); `None` when absent.
+fn subtree(image: &DirTree, name: &str) -> Result<Option<String>, RootfsError> {
+    let at = image.path().join(name);
+    let node = image.node(name).map_err(|e| io_err(&at, e))?;
+    match node {
+        Node::Missing | Node::File => Ok(None),
+        Node::Dir => Ok(Some(name.to_string())),
+        Node::Link(target) => {
+            // The controller reads everything below this layer and ships it: a link that
+            // leaves the image would ship whatever it leads to (an operator's ~/.ssh).
+            let resolved = manifest::links::resolve(image, name, &target).map_err(|source| {
+                RootfsError::Link {
+                    file: at.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+            let is_dir = resolved.exists
+                && (resolved.path.is_empty()
+                    || image.node(&resolved.path).map_err(|e| io_err(&at, e))? == Node::Dir);
+            if !is_dir {
+                return Err(RootfsError::LayerNotADirectory { link: at, target });
+            }
+            Ok(Some(resolved.path))
+        }
+    }
+}
+
+/// Opens the layer at `rel` (from [`subtree`]) through the image's handle, so the kernel
+/// too keeps the open inside the image.
+fn open_layer(image: &DirTree, rel: &str) -> Result<(Dir, PathBuf), RootfsError> {
+    let path = image.path().join(rel);
+    let dir = if rel.is_empty() {
+        image.dir().try_clone()
+    } else {
+        image.dir().open_dir(rel)
+    }
+    .map_err(|e| io_err(&path, e))?;
+    Ok((dir, path))
 }
 
 impl MergedTree {
     /// Forms the merged rootfs a host of `arch` (`amd64`/`arm64`, see [`arch_dir_for`])
     /// receives: the base layer without arch subtrees, then `DIR/<arch>/` on top, then each
     /// overlay in order. Content hashes come from `hash`, so callers can cache them.
+    ///
+    /// Every layer is read through a `cap_std` directory handle and never through a link;
+    /// the `rootfs`/arch subtrees may be links that stay inside the image. Every link of
+    /// the merged tree must resolve inside it (the host's copy is exactly this tree), and
+    /// every name must be UTF-8 without control characters.
     pub fn merge(
         image_dir: &Path,
         arch: &str,
         overlays: &[PathBuf],
         hash: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<String>,
     ) -> Result<MergedTree, RootfsError> {
-        if !image_dir.is_dir() {
-            return Err(RootfsError::NotADirectory(image_dir.to_path_buf()));
-        }
+        let image = open_tree(image_dir)?;
         let mut tree = MergedTree::default();
-        let base = base_dir(image_dir);
-        let skip_top: &[&str] = if base == image_dir { &ARCH_DIRS } else { &[] };
-        tree.apply_layer(&base, skip_top)?;
-        let arch_tree = image_dir.join(arch);
-        if arch_tree.is_dir() {
-            tree.apply_layer(&arch_tree, &[])?;
+        let nested = subtree(&image, "rootfs")?;
+        let skip_top: &[&str] = if nested.is_none() { &ARCH_DIRS } else { &[] };
+        let (base, base_path) = open_layer(&image, nested.as_deref().unwrap_or(""))?;
+        tree.apply_layer(&base, &base_path, skip_top)?;
+        if let Some(rel) = subtree(&image, arch)? {
+            let (layer, path) = open_layer(&image, &rel)?;
+            tree.apply_layer(&layer, &path, &[])?;
         }
         for overlay in overlays {
             if !overlay.is_dir() {
                 return Err(RootfsError::NotADirectory(overlay.clone()));
             }
-            tree.apply_layer(overlay, &[])?;
+            // An overlay is the operator's own directory, named on the command line.
+            let layer = Dir::open_ambient_dir(overlay, cap_std::ambient_authority())
+                .map_err(|e| io_err(overlay, e))?;
+            tree.apply_layer(&layer, overlay, &[])?;
         }
+        tree.check_links()?;
         tree.hash_files(hash)?;
         Ok(tree)
     }
 
+    /// Resolves every link against the merged tree.
+    fn check_links(&self) -> Result<(), RootfsError> {
+        for sourced in self.entries.values() {
+            if let EntryKind::Symlink { target } = &sourced.entry.kind {
+                manifest::links::resolve(self, &sourced.entry.path, target).map_err(|source| {
+                    RootfsError::Link {
+                        file: sourced.source.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Puts one layer on top: a path in the layer replaces the same path below; a file
     /// replacing a directory (or the reverse) removes everything below that path first.
-    fn apply_layer(&mut self, dir: &Path, skip_top: &[&str]) -> Result<(), RootfsError> {
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((abs_dir, rel_dir)) = stack.pop() {
+    ///
+    /// `layer` is the layer's handle and `root` its path on disk (for sources and messages);
+    /// below it nothing is followed.
+    fn apply_layer(
+        &mut self,
+        layer: &Dir,
+        root: &Path,
+        skip_top: &[&str],
+    ) -> Result<(), RootfsError> {
+        // Directories still to read, as paths relative to the layer; each is opened when
+        // its turn comes, so the number of open handles stays at one.
+        let mut stack = vec![String::new()];
+        while let Some(rel_dir) = stack.pop() {
+            let abs_dir = if rel_dir.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&rel_dir)
+            };
+            let dir = if rel_dir.is_empty() {
+                layer.try_clone()
+            } else {
+                layer.open_dir(&rel_dir)
+            }
+            .map_err(|e| io_err(&abs_dir, e))?;
             let mut names = Vec::new();
-            for item in fs::read_dir(&abs_dir).map_err(|e| io_err(&abs_dir, e))? {
+            for item in dir.entries().map_err(|e| io_err(&abs_dir, e))? {
                 names.push(item.map_err(|e| io_err(&abs_dir, e))?.file_name());
             }
             names.sort();
             for name in names {
-                let Some(name) = name.to_str().map(str::to_string) else {
-                    return Err(ManifestError::BadPath {
-                        path: abs_dir.join(&name).display().to_string(),
-                        reason: "file name is not valid UTF-8",
-                    }
-                    .into());
-                };
+                let name = paths::name_str(&abs_dir, &name)?.to_string();
                 if rel_dir.is_empty() && skip_top.contains(&name.as_str()) {
                     continue;
                 }
@@ -204,7 +323,7 @@ impl MergedTree {
                     format!("{rel_dir}/{name}")
                 };
                 let abs = abs_dir.join(&name);
-                let entry = describe(&abs, &rel)?;
+                let entry = describe(&dir, &name, &abs, &rel)?;
                 let is_dir = matches!(entry.kind, EntryKind::Dir);
                 let replaced_dir = matches!(
                     self.entries.get(&rel).map(|s| &s.entry.kind),
@@ -221,7 +340,7 @@ impl MergedTree {
                     },
                 );
                 if is_dir {
-                    stack.push((abs, rel));
+                    stack.push(rel);
                 }
             }
         }
@@ -247,7 +366,8 @@ impl MergedTree {
     ) -> Result<(), RootfsError> {
         for sourced in self.entries.values_mut() {
             if let EntryKind::File { sha256, .. } = &mut sourced.entry.kind {
-                let meta = fs::metadata(&sourced.source).map_err(|e| io_err(&sourced.source, e))?;
+                let meta = fs::symlink_metadata(&sourced.source)
+                    .map_err(|e| io_err(&sourced.source, e))?;
                 *sha256 = hash(&sourced.source, &meta).map_err(|e| io_err(&sourced.source, e))?;
             }
         }
@@ -310,10 +430,11 @@ pub fn hash_file_content(path: &Path, _meta: &fs::Metadata) -> io::Result<String
     manifest::sha256_file(path)
 }
 
-fn describe(abs: &Path, rel: &str) -> Result<Entry, RootfsError> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+/// Describes `name` of `dir` (at `abs` on disk, `rel` in the tree) without following it.
+fn describe(dir: &Dir, name: &str, abs: &Path, rel: &str) -> Result<Entry, RootfsError> {
+    use cap_std::fs::{FileTypeExt, PermissionsExt};
     manifest::check_rel_path(rel)?;
-    let meta = fs::symlink_metadata(abs).map_err(|e| io_err(abs, e))?;
+    let meta = dir.symlink_metadata(name).map_err(|e| io_err(abs, e))?;
     let ft = meta.file_type();
     let mode = meta.permissions().mode() & 0o7777;
     let kind = if ft.is_dir() {
@@ -325,18 +446,12 @@ fn describe(abs: &Path, rel: &str) -> Result<Entry, RootfsError> {
             sha256: String::new(),
         }
     } else if ft.is_symlink() {
-        let target = fs::read_link(abs).map_err(|e| io_err(abs, e))?;
+        let target = dir.read_link_contents(name).map_err(|e| io_err(abs, e))?;
         let target = target.to_str().ok_or(ManifestError::BadPath {
             path: rel.to_string(),
             reason: "symlink target is not valid UTF-8",
         })?;
-        if !manifest::symlink_stays_inside(rel, target) {
-            return Err(ManifestError::SymlinkEscapes {
-                path: rel.to_string(),
-                target: target.to_string(),
-            }
-            .into());
-        }
+        // Where it leads is judged once the whole merged tree is known (`check_links`).
         EntryKind::Symlink {
             target: target.to_string(),
         }
@@ -359,6 +474,18 @@ fn describe(abs: &Path, rel: &str) -> Result<Entry, RootfsError> {
         mode,
         kind,
     })
+}
+
+/// The merged tree is what a host receives; its links are resolved against it.
+impl Lookup for MergedTree {
+    fn node(&self, path: &str) -> io::Result<Node> {
+        Ok(match self.entries.get(path).map(|s| &s.entry.kind) {
+            None => Node::Missing,
+            Some(EntryKind::Dir) => Node::Dir,
+            Some(EntryKind::File { .. }) => Node::File,
+            Some(EntryKind::Symlink { target }) => Node::Link(target.clone()),
+        })
+    }
 }
 
 fn io_err(path: &Path, source: io::Error) -> RootfsError {
@@ -480,6 +607,156 @@ mod tests {
             "bin/tool: built for aarch64, but the host is x86_64; put it under amd64/bin/ (per-architecture subtree) or ship the x86_64 build"
         );
         tree.check_bin_machine("aarch64").unwrap();
+    }
+
+    /// `outside/` beside the image, holding a decoy secret, and the chain of links from the
+    /// report that reaches it while every link is "inside" by its text.
+    fn image_with_escaping_chain(top: &Path, link_name: &str) -> PathBuf {
+        use std::os::unix::fs::symlink;
+        write(top, "outside/.ssh/id_ed25519", b"DECOY-SECRET-7f3a");
+        write(top, "outside/bin/secretfile", b"DECOY-SECRET-7f3a");
+        let img = top.join("img");
+        write(&img, "etc/daemon.json", b"{}");
+        fs::create_dir_all(img.join("a/b/c/d")).unwrap();
+        symlink("../../../..", img.join("a/b/c/d/up")).unwrap();
+        // From `img`, four `..` past the top: `up` leads back to `img`, and the rest of
+        // the target walks out of it into `outside`.
+        symlink("a/b/c/d/up/../outside", img.join(link_name)).unwrap();
+        img
+    }
+
+    #[test]
+    fn an_arch_subtree_link_that_leaves_the_image_is_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let img = image_with_escaping_chain(top.path(), "amd64");
+        let err = MergedTree::merge(&img, "amd64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                r#"symlink "amd64" -> "a/b/c/d/up/../outside" leads outside the rootfs (to "{}", via "a/b/c/d/up" -> "../../../.."); every link must resolve to a path inside the rootfs (file {})"#,
+                top.path().join("outside").display(),
+                img.join("amd64").display()
+            )
+        );
+        // A host of the other architecture neither gets the link nor anything it leads to.
+        let arm = merge(&img, "arm64", &[]);
+        assert!(arm.get("amd64").is_none() && arm.get("bin/secretfile").is_none());
+        let err = arch_subtree(&img, "amd64").unwrap_err().to_string();
+        assert!(err.contains("leads outside the rootfs"), "{err}");
+    }
+
+    #[test]
+    fn a_rootfs_link_that_leaves_the_image_is_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let img = image_with_escaping_chain(top.path(), "rootfs");
+        let err = MergedTree::merge(&img, "amd64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(r#"symlink "rootfs" -> "a/b/c/d/up/../outside" leads outside"#),
+            "{err}"
+        );
+        assert!(base_dir(&img).is_err());
+    }
+
+    #[test]
+    fn subtree_links_that_stay_inside_are_followed() {
+        use std::os::unix::fs::symlink;
+        let img = tempfile::tempdir().unwrap();
+        write(img.path(), "x86/bin/kubelet", b"amd64 build");
+        write(img.path(), "layout/etc/a", b"a");
+        symlink("x86", img.path().join("amd64")).unwrap();
+        symlink("layout", img.path().join("rootfs")).unwrap();
+        symlink("etc/nothing-here", img.path().join("arm64")).unwrap();
+        let tree = merge(img.path(), "amd64", &[]);
+        assert_eq!(
+            fs::read(tree.source("bin/kubelet").unwrap()).unwrap(),
+            b"amd64 build"
+        );
+        assert_eq!(
+            tree.source("etc/a").unwrap(),
+            img.path().join("layout/etc/a")
+        );
+        let err = MergedTree::merge(img.path(), "arm64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("which is not a directory inside the rootfs"),
+            "{err}"
+        );
+    }
+
+    /// A link that would resolve to the host's `/etc/shadow` once placed at
+    /// `<dataRoot>/<cluster>/rootfs` (four levels below `/`).
+    #[test]
+    fn a_link_of_the_tree_that_leaves_it_through_another_is_refused() {
+        use std::os::unix::fs::symlink;
+        let img = tempfile::tempdir().unwrap();
+        fs::create_dir_all(img.path().join("a/b/c/d")).unwrap();
+        fs::create_dir_all(img.path().join("etc")).unwrap();
+        symlink("../../../..", img.path().join("a/b/c/d/up")).unwrap();
+        symlink(
+            "../a/b/c/d/up/../../../../etc/shadow",
+            img.path().join("etc/shadow"),
+        )
+        .unwrap();
+        let err = MergedTree::merge(img.path(), "amd64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(r#"symlink "etc/shadow" -> "../a/b/c/d/up/../../../../etc/shadow" leads outside the rootfs (to "<rootfs>/../../../../etc/shadow""#),
+            "{err}"
+        );
+        // An overlay's link is resolved against the merged tree, through the base's links.
+        let ov = tempfile::tempdir().unwrap();
+        fs::remove_file(img.path().join("etc/shadow")).unwrap();
+        fs::create_dir_all(ov.path().join("etc")).unwrap();
+        symlink("../a/b/c/d/up/..", ov.path().join("etc/up")).unwrap();
+        let err = MergedTree::merge(
+            img.path(),
+            "amd64",
+            &[ov.path().to_path_buf()],
+            &mut hash_file_content,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("leads outside")
+                && err.ends_with(&format!("(file {})", ov.path().join("etc/up").display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused() {
+        let img = tempfile::tempdir().unwrap();
+        write(img.path(), "bin/evil\nname", b"#!/bin/sh\n");
+        let err = MergedTree::merge(img.path(), "amd64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#""bin/evil\nname": contains the control character U+000A; rename it (names with control characters are refused)"#
+        );
+        let img = tempfile::tempdir().unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        write(img.path(), "etc/ok", b"");
+        fs::write(
+            img.path()
+                .join("etc")
+                .join(std::ffi::OsStr::from_bytes(b"bad\xff")),
+            b"",
+        )
+        .unwrap();
+        let err = MergedTree::merge(img.path(), "amd64", &[], &mut hash_file_content)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(r#"/etc/bad\xFF": the name is not valid UTF-8; rename it"#),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - `Clean` → `Event`… `Done`;
 //! - `Bye` (or end of input) ends it.
 //!
-//! Any request may be answered by [`AgentMsg::Error`] instead.
+//! Any request may be answered by [`AgentMsg::Error`] instead; `Offer` and `Clean` also by
+//! [`AgentMsg::Busy`] when another apply or clean holds the host's lock.
 
 use crate::env::Env;
 use crate::event::{Event, Outcome};
@@ -133,9 +134,16 @@ pub enum AgentMsg {
     Event(Event),
     /// A `Run` or `Clean` finished.
     Done(Outcome),
-    /// A request failed as a whole (bad plan, lock held, verification failure…).
+    /// A request failed as a whole (bad plan, verification failure…).
     Error {
         /// What failed and how to fix it.
+        message: String,
+    },
+    /// An `Offer` or `Clean` refused because another apply or clean holds the host's lock;
+    /// nothing was changed. Apart from [`AgentMsg::Error`] so the controller can report it
+    /// as a refusal (exit 3 when no host changed), not as a failure.
+    Busy {
+        /// Who holds the lock and what to do.
         message: String,
     },
 }

@@ -240,6 +240,11 @@ impl InputHash {
         self.field("path", e.path.as_bytes());
         self.field("mode", &e.mode.to_le_bytes());
         self.field("sha256", e.sha256().unwrap_or("").as_bytes());
+        // A link's content is its target (install-bin places bin/ links); other entries
+        // hash as they always did, so no step re-runs for this.
+        if let installer_proto::manifest::EntryKind::Symlink { target } = &e.kind {
+            self.field("symlink", target.as_bytes());
+        }
     }
     fn env(&mut self, plan: &Plan, root: &HostRoot) {
         for (k, v) in &plan.env {
@@ -465,6 +470,7 @@ mod tests {
             plugins: vec![],
             manifest: Manifest { entries },
             timeouts: Default::default(),
+            watch: Default::default(),
         }
     }
 

@@ -21,15 +21,14 @@ fn pending_path(paths: &ClusterPaths) -> PathBuf {
     paths.state.join("watch-before")
 }
 
-fn watcher(root: &HostRoot, paths: &ClusterPaths) -> Result<Watcher, watch::WatchError> {
+fn watcher(
+    root: &HostRoot,
+    paths: &ClusterPaths,
+    cfg: &WatchConfig,
+) -> Result<Watcher, watch::WatchError> {
     // The agent's own writes during a step are not the step's.
     let excludes = vec![paths.host_cluster_dir.clone(), HOST_STATE_DIR.to_string()];
-    Watcher::new(
-        root,
-        &WatchConfig::default(),
-        paths.state.join("watch"),
-        excludes,
-    )
+    Watcher::new(root, cfg, paths.state.join("watch"), excludes)
 }
 
 /// Runs `f` (the step's own work) with what it changes recorded for `step`. Recording
@@ -46,7 +45,7 @@ pub fn run(
     };
     let sd = units::for_host(ctx.root);
     let units_before = sd.state();
-    let mut files = match watcher(ctx.root, ctx.paths).and_then(|mut w| {
+    let mut files = match watcher(ctx.root, ctx.paths, &ctx.plan.watch).and_then(|mut w| {
         let before = w.before()?;
         before.save(&pending_path(ctx.paths))?;
         Ok((w, before))
@@ -58,9 +57,10 @@ pub fn run(
         }
     };
     if files.is_some()
-        && let Err(e) = ctx
-            .journal
-            .update(|r| r.watch_pending = Some(step.to_string()))
+        && let Err(e) = ctx.journal.update(|r| {
+            r.watch_pending = Some(step.to_string());
+            r.watch_config = Some(ctx.plan.watch.clone());
+        })
     {
         warn(ctx, e.to_string());
         files = None;
@@ -127,7 +127,9 @@ pub fn recover(root: &HostRoot, paths: &ClusterPaths, journal: &mut Journal) -> 
     let recorded = Snapshot::load(&pending_path(paths))
         .map_err(|e| e.to_string())
         .and_then(|before| {
-            let mut w = watcher(root, paths).map_err(|e| e.to_string())?;
+            // The settings of the step that was running (recorded when it began).
+            let cfg = journal.record.watch_config.clone().unwrap_or_default();
+            let mut w = watcher(root, paths, &cfg).map_err(|e| e.to_string())?;
             record_files(journal, &mut w, &before, &step, &crate::sink::NullSink)
         });
     let _ = journal.update(|r| r.watch_pending = None);

@@ -95,7 +95,7 @@ pub enum UnitsError {
 pub trait Systemd: Send + Sync {
     /// Active and enabled units of the [`WATCHED_TYPES`].
     fn state(&self) -> Result<UnitState, UnitsError>;
-    /// Whether each of `units` is active (`active`, `reloading` or `refreshing`); every unit
+    /// Whether each of `units` is running (active, reloading, or on its way up or down); every unit
     /// of `units` is a key of the answer.
     fn is_active(&self, units: &[String]) -> Result<BTreeMap<String, bool>, UnitsError>;
     /// Whether each of `units` is enabled (`enabled` or `enabled-runtime`); every unit of

@@ -52,10 +52,15 @@ pub(crate) fn states(out: &str, expected: usize) -> Option<Vec<&str>> {
     (states.len() == expected).then_some(states)
 }
 
-/// Whether an `is-active` state counts as active (the states `systemctl is-active` itself
-/// exits 0 for).
+/// Whether an `is-active` state counts as running: the states `systemctl is-active` itself
+/// exits 0 for, and the transitions. A unit still `deactivating` after a clean that was
+/// killed mid-stop must be stopped (and waited for) by the next clean, and one
+/// `activating` (restarting) is still running as far as clean is concerned.
 pub(crate) fn is_active_state(state: &str) -> bool {
-    matches!(state, "active" | "reloading" | "refreshing")
+    matches!(
+        state,
+        "active" | "reloading" | "refreshing" | "activating" | "deactivating"
+    )
 }
 
 /// Whether an `is-enabled` state counts as enabled: only what `list-unit-files
@@ -181,17 +186,16 @@ UNIT FILE                          STATE   PRESET
 
     #[test]
     fn which_states_count() {
-        for s in ["active", "reloading", "refreshing"] {
-            assert!(is_active_state(s), "{s}");
-        }
         for s in [
-            "inactive",
-            "failed",
+            "active",
+            "reloading",
+            "refreshing",
             "activating",
             "deactivating",
-            "unknown",
-            "",
         ] {
+            assert!(is_active_state(s), "{s}");
+        }
+        for s in ["inactive", "failed", "unknown", ""] {
             assert!(!is_active_state(s), "{s}");
         }
         for s in ["enabled", "enabled-runtime"] {

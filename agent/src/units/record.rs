@@ -138,7 +138,10 @@ impl UnitChanges {
                 .map(|(u, _)| u.clone())
                 .collect()
         };
-        let (started, enabled) = (of(|r| r.started), of(|r| r.enabled));
+        // A unit a step enabled is stopped too when it runs: it was not running before the
+        // step (those are never recorded), so whatever runs it now came from the step — also
+        // when the step's after-snapshot caught it still starting and missed it as started.
+        let (started, enabled) = (of(|r| r.started || r.enabled), of(|r| r.enabled));
         let active = ask(&started, |u| sd.is_active(u)).map_err(|e| e.to_string());
         let on = ask(&enabled, |u| sd.is_enabled(u)).map_err(|e| e.to_string());
         let mut changed = false;
@@ -148,7 +151,7 @@ impl UnitChanges {
                 continue;
             };
             let mut reasons = Vec::new();
-            if rec.started {
+            if rec.started || rec.enabled {
                 match undo_one(&active, &unit, "active", || stop(sd, &unit)) {
                     Ok(did) => {
                         rec.started = false;

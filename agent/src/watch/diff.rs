@@ -81,7 +81,7 @@ fn changed(root: &HostRoot, store: &Store, path: &str, b: &Meta, a: &Meta) -> Op
 }
 
 /// Whether some ancestor of `path` is in `set`.
-fn under(set: &HashSet<&str>, path: &str) -> bool {
+fn under(set: &HashSet<String>, path: &str) -> bool {
     let mut cur = super::config::parent(path);
     while let Some(p) = cur {
         if set.contains(p) {
@@ -99,15 +99,17 @@ pub(crate) fn diff(
     before: &Snapshot,
     after: &Snapshot,
 ) -> Vec<Observed> {
-    // Directories walked before but not after (now a mount point, unreadable): what was
-    // inside is not known to be gone.
-    let unseen: HashSet<&str> = after
-        .iter()
-        .filter(|(p, m)| {
-            m.kind == Kind::Dir && m.flags & OPAQUE != 0 && before.get(p).is_some_and(Meta::walked)
-        })
-        .map(|(p, _)| p)
-        .collect();
+    // Directories walked on one side only (a mount point appeared or went, unreadable):
+    // what is inside them on the other side is not known to have come or gone.
+    let unseen = |a: &Snapshot, b: &Snapshot| -> HashSet<String> {
+        a.iter()
+            .filter(|(p, m)| {
+                m.kind == Kind::Dir && m.flags & OPAQUE != 0 && b.get(p).is_some_and(Meta::walked)
+            })
+            .map(|(p, _)| p.to_string())
+            .collect()
+    };
+    let (unseen_after, unseen_before) = (unseen(after, before), unseen(before, after));
     let mut out = Vec::new();
     let (mut bi, mut ai) = (
         before.entries.iter().peekable(),
@@ -134,7 +136,7 @@ pub(crate) fn diff(
             }
             Ordering::Less => {
                 let Some(b) = bi.next() else { break };
-                if under(&unseen, &b.path) {
+                if under(&unseen_after, &b.path) {
                     continue;
                 }
                 out.push(Observed {
@@ -149,6 +151,9 @@ pub(crate) fn diff(
             }
             Ordering::Greater => {
                 let Some(a) = ai.next() else { break };
+                if under(&unseen_before, &a.path) {
+                    continue;
+                }
                 out.push(Observed {
                     path: a.path.to_string(),
                     before: None,

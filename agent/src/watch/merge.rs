@@ -260,8 +260,14 @@ fn still_left(prev: &Change, before: Option<&Before>) -> bool {
 
 /// Folds one step's observations into `changes`.
 pub(crate) fn merge(changes: &mut Changes, step: &str, observed: Vec<Observed>) {
-    for o in observed {
-        if changes.inside_recursive(&o.path) {
+    // Judged before anything is merged: a recursive directory this step removes (and whose
+    // entry therefore goes) must not turn what was inside it into deletions.
+    let inside: Vec<bool> = observed
+        .iter()
+        .map(|o| changes.inside_recursive(&o.path))
+        .collect();
+    for (o, inside) in observed.into_iter().zip(inside) {
+        if inside {
             // Clean removes the whole directory; what happened inside does not matter.
             continue;
         }

@@ -30,12 +30,15 @@
 //! - [`drift`] tells whether a step's recorded results are still there.
 //! - [`prune_store`] drops copies nothing refers to.
 //!
-//! Paths with non-UTF-8 names are not recorded.
+//! A mount point inside a watched tree is one entry, never walked into, and undo never
+//! removes across one. A `backup` names a store copy by its content's sha256
+//! (`<store>/objects/<sha256>`). Paths with non-UTF-8 names are not recorded.
 
 mod config;
 mod diff;
 mod drift;
 mod merge;
+mod removal;
 mod snapshot;
 mod store;
 mod undo;
@@ -119,11 +122,8 @@ impl Watcher {
     /// The metadata snapshot of every watched path, after refreshing the content store so
     /// that every file under a copy tree has a copy of its current content (within caps).
     pub fn before(&mut self) -> Result<Snapshot, WatchError> {
-        let t = std::time::Instant::now();
         let snap = walk::walk(&self.root, &self.plan, None);
-        let t1 = t.elapsed();
         self.store.refresh(&self.root, &snap)?;
-        eprintln!("DEBUG walk {t1:?} refresh {:?}", t.elapsed() - t1);
         Ok(snap)
     }
 

@@ -6,6 +6,7 @@
 //! (the crash came between the action and the save) is simply dropped.
 
 use super::merge::{Attrs, Change, Changes, Fingerprint};
+use super::removal::{mount_points, remove_tree};
 use super::snapshot::{Kind, Meta};
 use super::store::object_path;
 use crate::fsutil;
@@ -185,70 +186,6 @@ fn remove(
     }
 }
 
-/// Removes `dir` and its contents, leaving (and listing in `kept`) every mount point inside
-/// — with whatever leads to them.
-fn remove_tree(
-    dir: &Path,
-    dev: u64,
-    mounts: &HashSet<PathBuf>,
-    kept: &mut Vec<PathBuf>,
-) -> io::Result<()> {
-    let before = kept.len();
-    for ent in fs::read_dir(dir)? {
-        let p = ent?.path();
-        let m = fs::symlink_metadata(&p)?;
-        if m.is_dir() {
-            if m.dev() != dev || mounts.contains(&p) {
-                kept.push(p);
-                continue;
-            }
-            remove_tree(&p, dev, mounts, kept)?;
-        } else {
-            fs::remove_file(&p)?;
-        }
-    }
-    if kept.len() == before {
-        fs::remove_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Every mount point of this system (same-device bind mounts included, which a device
-/// check alone would miss).
-fn mount_points() -> HashSet<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mount(p)))
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether `now` is already the baseline (a previous undo restored it before it could save).
 fn is_baseline(
     now: &Meta,
@@ -424,16 +361,5 @@ fn restore(
                 "a device node, FIFO or socket is not re-created",
             )),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape_mount(r"/mnt/a\040b\134c"), "/mnt/a b\\c");
-        assert_eq!(unescape_mount(r"/x\04"), r"/x\04");
     }
 }

@@ -41,10 +41,14 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Ctx<'_> {
-    /// Whether a directory found at `host` is new and to be kept as one entry.
-    fn new_opaque(&self, host: &str, in_copy: bool) -> bool {
+    /// Whether a directory found at `host` is new and to be kept as one entry, removed
+    /// with its contents by clean: outside copy trees, or wherever it is not walked anyway
+    /// (shallow, a mount) — never when an excluded path lies inside it.
+    fn new_opaque(&self, host: &str, in_copy: bool, opaque: bool) -> bool {
         match self.before {
-            Some(b) => !in_copy && b.get(host).is_none() && !self.plan.protected.contains(host),
+            Some(b) => {
+                (opaque || !in_copy) && b.get(host).is_none() && !self.plan.protected.contains(host)
+            }
             None => false,
         }
     }
@@ -76,9 +80,20 @@ impl Ctx<'_> {
                     let child_copy = in_copy || rule & R_COPY != 0;
                     let mut flags = if child_copy { IN_COPY } else { 0 };
                     if m.is_dir() {
-                        if rule & R_SHALLOW != 0 || m.dev() != dev {
+                        // Shallow trees and mounts are not walked — unless they were empty
+                        // before the step (a runtime's data volume mounted but unused):
+                        // then what the step put there is cheap to see, and clean must
+                        // empty it again.
+                        let boundary = rule & R_SHALLOW != 0 || m.dev() != dev;
+                        let opaque = boundary
+                            && match self.before {
+                                None => !is_empty_dir(&real.join(name)),
+                                Some(b) => b.get(&child).is_none_or(|bm| !bm.walked()),
+                            };
+                        if opaque {
                             flags |= OPAQUE;
-                        } else if self.new_opaque(&child, child_copy) {
+                        }
+                        if self.new_opaque(&child, child_copy, opaque) {
                             flags |= NEW_OPAQUE;
                         }
                         let cmeta = Meta::from_std(&m, None, flags);
@@ -87,7 +102,7 @@ impl Ctx<'_> {
                                 real: real.join(name),
                                 host: child,
                                 meta: cmeta,
-                                dev,
+                                dev: m.dev(),
                                 in_copy: child_copy,
                             });
                         } else {
@@ -182,7 +197,7 @@ pub(crate) fn walk(root: &HostRoot, plan: &Plan, before: Option<&Snapshot>) -> S
             })
             .flatten();
         let mut flags = if tree.copy { IN_COPY } else { 0 };
-        if m.is_dir() && ctx.new_opaque(&tree.host, tree.copy) {
+        if m.is_dir() && ctx.new_opaque(&tree.host, tree.copy, false) {
             flags |= NEW_OPAQUE;
         }
         let meta = Meta::from_std(&m, target, flags);
@@ -212,6 +227,11 @@ pub(crate) fn walk(root: &HostRoot, plan: &Plan, before: Option<&Snapshot>) -> S
         }
     });
     Snapshot::from_unsorted(entries)
+}
+
+/// Whether `dir` is a directory with nothing in it.
+fn is_empty_dir(dir: &std::path::Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub enum SessionError {
     /// The agent refused a request.
     #[error("{0}")]
     Refused(String),
+    /// Another apply or clean holds the host's lock; the agent changed nothing.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What the agent said about itself in the handshake.
@@ -162,6 +165,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
                 have_bytes,
             }),
             AgentMsg::Error { message } => Err(SessionError::Refused(message)),
+            AgentMsg::Busy { message } => Err(SessionError::Busy(message)),
             other => Err(unexpected("need", &other)),
         }
     }
@@ -252,6 +256,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
                 AgentMsg::Event(e) => on_event(e),
                 AgentMsg::Done(outcome) => return Ok(outcome),
                 AgentMsg::Error { message } => return Err(SessionError::Refused(message)),
+                AgentMsg::Busy { message } => return Err(SessionError::Busy(message)),
                 other => return Err(unexpected("events", &other)),
             }
         }
@@ -285,4 +290,81 @@ fn unexpected(wanted: &str, got: &AgentMsg) -> SessionError {
     let got = serde_json::to_string(got).unwrap_or_default();
     let got: String = got.chars().take(200).collect();
     SessionError::Protocol(format!("expected a {wanted} message, got {got}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// An agent that says hello, then answers every request after the controller's hello
+    /// with `answer`.
+    async fn agent_answering(answer: AgentMsg) -> AgentSession<impl AsyncRead, impl AsyncWrite> {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (our_read, our_write) = tokio::io::split(ours);
+        let (their_read, mut their_write) = tokio::io::split(theirs);
+        tokio::spawn(async move {
+            let line = |m: &AgentMsg| format!("{}\n", serde_json::to_string(m).unwrap());
+            let hello = AgentMsg::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                agent_version: "test".into(),
+                arch: "x86_64".into(),
+            };
+            their_write
+                .write_all(line(&hello).as_bytes())
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(their_read).lines();
+            let _controller_hello = lines.next_line().await.unwrap();
+            while let Ok(Some(_request)) = lines.next_line().await {
+                their_write
+                    .write_all(line(&answer).as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+        AgentSession::handshake(our_read, our_write).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_says_busy_is_told_apart_from_a_failure() {
+        let busy = AgentMsg::Busy {
+            message: "another installer-agent is running on this host (pid 7, apply of cluster a)"
+                .into(),
+        };
+        let mut session = agent_answering(busy).await;
+        let mut on_event = |_| {};
+        let err = session
+            .clean(
+                "c",
+                "/var/lib/sealer/data",
+                Vec::new(),
+                BTreeMap::new(),
+                CleanOptions::default(),
+                &mut on_event,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SessionError::Busy(m) if m.contains("pid 7, apply of cluster a")),
+            "{err:?}"
+        );
+
+        let error = AgentMsg::Error {
+            message: "the plan is invalid".into(),
+        };
+        let mut session = agent_answering(error).await;
+        let err = session
+            .clean(
+                "c",
+                "/var/lib/sealer/data",
+                Vec::new(),
+                BTreeMap::new(),
+                CleanOptions::default(),
+                &mut on_event,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Refused(_)), "{err:?}");
+    }
 }

@@ -1,24 +1,27 @@
-//! Phases "connect" and "start-agent": reach a host over SSH (host key checked), find its
-//! architecture, upload our agent build only when the host lacks that exact build, start it
-//! as root (through sudo when the login user is not root), and shake hands. Shared by apply
-//! and clean.
+//! Phase "connect": reach every host over SSH with its host key checked, before any host is
+//! changed. A refused key on one host stops the whole run while nothing has been uploaded
+//! or started anywhere; only then does "start-agent" ([`super::start_agent`]) run. Shared by
+//! apply and clean.
 
-use super::host::{AgentIo, Connected, HostFail, RunCtx};
-use crate::agent::session::AgentSession;
+use super::host::{Connected, HostFail, RunCtx};
+use super::{for_each_host, start_agent};
 use crate::clusterfile::HostSpec;
 use crate::output::event::{Phase, RunEvent};
 use crate::ssh::{self, SshError};
+use std::sync::Arc;
 
-/// Connects to `host` and starts its agent; the facts of `cluster` come back with it.
-pub async fn connect(host: &HostSpec, ctx: &RunCtx) -> Result<Connected, HostFail> {
-    let name = host.ip.clone();
-    let fail = |phase: Phase, reason: String| HostFail::Failed {
-        phase,
-        step: None,
-        reason,
-    };
+/// A host whose SSH server answered with a key we trust.
+pub struct Reached {
+    /// Its Clusterfile entry.
+    pub host: HostSpec,
+    /// The SSH connection.
+    pub session: ssh::Session,
+}
+
+/// Connects to `host` (host key checked); changes nothing on it.
+pub async fn reach(host: &HostSpec, ctx: &RunCtx) -> Result<Reached, HostFail> {
     ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: name.clone(),
+        host: host.ip.clone(),
         phase: Phase::Connect,
     });
     let target = ctx.target(host);
@@ -28,70 +31,60 @@ pub async fn connect(host: &HostSpec, ctx: &RunCtx) -> Result<Connected, HostFai
             SshError::UnknownHostKey { .. } | SshError::ChangedHostKey { .. } => {
                 HostFail::Refused(e.to_string())
             }
-            other => fail(Phase::Connect, other.to_string()),
+            other => HostFail::Failed {
+                phase: Phase::Connect,
+                step: None,
+                reason: other.to_string(),
+            },
         })?;
-
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: name.clone(),
-        phase: Phase::StartAgent,
-    });
-    let uname = session
-        .exec("uname -m")
-        .await
-        .map_err(|e| fail(Phase::StartAgent, format!("running `uname -m`: {e}")))?;
-    let arch = String::from_utf8_lossy(&uname.stdout).trim().to_string();
-    if uname.status != 0 || arch.is_empty() {
-        return Err(fail(
-            Phase::StartAgent,
-            format!(
-                "`uname -m` failed: {}",
-                String::from_utf8_lossy(&uname.stderr).trim()
-            ),
-        ));
-    }
-    let build = ctx
-        .agents
-        .for_arch(&arch)
-        .map_err(|e| fail(Phase::StartAgent, e.to_string()))?;
-    let (remote, _sent) = session
-        .upload_if_changed(&build.path, &build.remote_rel_path())
-        .await
-        .map_err(|e| fail(Phase::StartAgent, format!("uploading the agent: {e}")))?;
-    let mut argv = vec![remote.as_str(), "serve"];
-    let root_arg;
-    if let Some(root) = &ctx.agent_root {
-        root_arg = root.clone();
-        argv.push("--root");
-        argv.push(&root_arg);
-    }
-    let process = session
-        // --sudo-password-env wins; otherwise the host's SSH password is also its sudo
-        // password (sealer's convention for spec.ssh.passwd).
-        .spawn_root(
-            &argv,
-            ctx.sudo_password.as_ref().or(host.ssh.passwd.as_ref()),
-        )
-        .await
-        .map_err(|e| fail(Phase::StartAgent, e.to_string()))?;
-    let (reader, writer, process) = process.into_io();
-    let mut agent: AgentIo = AgentSession::handshake(reader, writer)
-        .await
-        .map_err(|e| fail(Phase::StartAgent, format!("{e}{}", process.stderr_hint())))?;
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: name.clone(),
-        phase: Phase::Preflight,
-    });
-    let facts = agent
-        .facts(&ctx.data_root, &ctx.cluster)
-        .await
-        .map_err(|e| fail(Phase::Preflight, e.to_string()))?;
-    Ok(Connected {
+    Ok(Reached {
         host: host.clone(),
-        arch,
-        ssh: session,
-        agent,
-        process,
-        facts,
-        stats: Default::default(),
+        session,
     })
+}
+
+/// Every host's connection and agent, by IP; or, when any host key was refused, the
+/// refusals (no host was changed: no agent was uploaded or started anywhere).
+pub async fn connect_all(
+    ctx: &Arc<RunCtx>,
+    hosts: Vec<HostSpec>,
+    concurrency: usize,
+) -> Result<Vec<(String, Result<Connected, HostFail>)>, String> {
+    let reached = for_each_host(hosts, concurrency, {
+        let ctx = ctx.clone();
+        move |h| {
+            let ctx = ctx.clone();
+            async move { (h.ip.clone(), reach(&h, &ctx).await) }
+        }
+    })
+    .await;
+    let refusals: Vec<String> = reached
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Err(HostFail::Refused(reason)) => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    if !refusals.is_empty() {
+        for (_, r) in reached {
+            if let Ok(r) = r {
+                r.session.close().await;
+            }
+        }
+        return Err(refusals.join("\n"));
+    }
+    Ok(for_each_host(reached, concurrency, {
+        let ctx = ctx.clone();
+        move |(ip, r)| {
+            let ctx = ctx.clone();
+            async move {
+                let started = match r {
+                    Ok(reached) => start_agent::start(reached, &ctx).await,
+                    Err(fail) => Err(fail),
+                };
+                (ip, started)
+            }
+        }
+    })
+    .await)
 }

@@ -2,7 +2,7 @@
 //! host fails.
 
 use crate::agent::binary::AgentBuilds;
-use crate::agent::session::AgentSession;
+use crate::agent::session::{AgentSession, SessionError};
 use crate::clusterfile::HostSpec;
 use crate::output::Reporter;
 use crate::output::event::{HostStatus, Phase, RunEvent};
@@ -90,6 +90,14 @@ pub struct Stats {
 pub enum HostFail {
     /// Refused for safety before anything changed (a host key unknown or changed).
     Refused(String),
+    /// The agent refused because another apply or clean holds the host's lock; nothing
+    /// was changed on this host.
+    Busy {
+        /// The phase.
+        phase: Phase,
+        /// The agent's message (who holds the lock).
+        reason: String,
+    },
     /// Failed in a phase.
     Failed {
         /// The phase.
@@ -110,6 +118,10 @@ impl HostFail {
                 step: None,
                 reason: reason.clone(),
             },
+            HostFail::Busy { phase, reason } => HostStatus::Busy {
+                phase: *phase,
+                reason: reason.clone(),
+            },
             HostFail::Failed {
                 phase,
                 step,
@@ -122,11 +134,59 @@ impl HostFail {
         }
     }
 
+    /// How an agent request that failed in `phase` ends the host: busy when the agent
+    /// said another run holds its lock, else failed with `hint` (the agent's stderr tail)
+    /// after the error.
+    pub fn from_session(phase: Phase, e: SessionError, hint: &str) -> HostFail {
+        match e {
+            SessionError::Busy(reason) => HostFail::Busy { phase, reason },
+            e => HostFail::Failed {
+                phase,
+                step: None,
+                reason: format!("{e}{hint}"),
+            },
+        }
+    }
+
     /// Reports the failure as the host's end.
     pub fn report(&self, reporter: &Reporter, host: &str) {
         reporter.emit(RunEvent::HostFinished {
             host: host.to_string(),
             status: self.status(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_agent_makes_a_busy_host_and_other_errors_a_failed_one() {
+        let busy = HostFail::from_session(
+            Phase::Ship,
+            SessionError::Busy("another installer-agent is running".into()),
+            "\nagent stderr: x",
+        );
+        assert_eq!(
+            busy.status(),
+            HostStatus::Busy {
+                phase: Phase::Ship,
+                reason: "another installer-agent is running".into(),
+            }
+        );
+        let failed = HostFail::from_session(
+            Phase::Clean,
+            SessionError::Refused("no".into()),
+            "\nagent stderr: x",
+        );
+        assert_eq!(
+            failed.status(),
+            HostStatus::Failed {
+                phase: Phase::Clean,
+                step: None,
+                reason: "no\nagent stderr: x".into(),
+            }
+        );
     }
 }

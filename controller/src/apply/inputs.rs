@@ -11,6 +11,7 @@ use crate::rootfs::{self, ResolvedRootfs};
 use crate::ssh::{ConnectOptions, HostKeyPolicy, Secret};
 use anyhow::Context;
 use installer_proto::rootfs::{MergedTree, arch_dir_for};
+use installer_proto::watch::WatchConfig;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Inputs {
     pub rootfs: ResolvedRootfs,
     /// Layers over the rootfs, in order: `--overlay` directories, then `Config` documents.
     pub layers: Vec<PathBuf>,
+    /// The trees the agents watch around script steps (`--watch-config`).
+    pub watch: WatchConfig,
     trees: tokio::sync::Mutex<HashMap<String, Arc<MergedTree>>>,
 }
 
@@ -86,12 +89,29 @@ pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
         layers.push(config_layer);
     }
     rootfs::check_templates(&resolved, &layers)?;
+    let watch = match &args.watch_config {
+        Some(path) => load_watch_config(path)?,
+        None => WatchConfig::default(),
+    };
     Ok(Arc::new(Inputs {
         clusterfile: cf,
         rootfs: resolved,
         layers,
+        watch,
         trees: tokio::sync::Mutex::new(HashMap::new()),
     }))
+}
+
+/// Reads `--watch-config FILE` (YAML or JSON; keys left out keep their defaults).
+fn load_watch_config(path: &Path) -> anyhow::Result<WatchConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--watch-config {}: reading", path.display()))?;
+    yaml_serde::from_str(&text).with_context(|| {
+        format!(
+            "--watch-config {}: expected the keys trees, copy_trees, copy_file_max, copy_total_max, shallow, exclude",
+            path.display()
+        )
+    })
 }
 
 /// The run's shared settings.

@@ -14,6 +14,7 @@ pub mod connect;
 pub mod host;
 pub mod inputs;
 pub mod preflight;
+pub mod start_agent;
 pub mod steps;
 pub mod transfer;
 
@@ -39,20 +40,14 @@ pub async fn run(args: ApplyArgs) -> RunResult {
     let concurrency = args.common.concurrency as usize;
 
     // Connect to everyone first: a refused host key must stop the run before any host changes.
-    let connected = for_each_host(hosts, concurrency, {
-        let ctx = ctx.clone();
-        move |h| {
-            let ctx = ctx.clone();
-            async move { (h.ip.clone(), connect::connect(&h, &ctx).await) }
+    let connected = match connect::connect_all(&ctx, hosts, concurrency).await {
+        Ok(c) => c,
+        Err(refusal) => {
+            return Err(Failure::Refused(anyhow::anyhow!(
+                "{refusal}\nNothing was changed on any host."
+            )));
         }
-    })
-    .await;
-    if let Some(refusal) = refused(&connected) {
-        close_all(connected).await;
-        return Err(Failure::Refused(anyhow::anyhow!(
-            "{refusal}\nNothing was changed on any host."
-        )));
-    }
+    };
     let live = keep_live(&ctx, connected);
     let live = preflight::check(&ctx, &inputs, live).await;
     let live = transfer::ship_all(&ctx, &inputs, live, &args, concurrency).await;
@@ -100,17 +95,6 @@ where
         }
     }
     out
-}
-
-fn refused(results: &[(String, Result<Connected, HostFail>)]) -> Option<String> {
-    let refusals: Vec<String> = results
-        .iter()
-        .filter_map(|(_, r)| match r {
-            Err(HostFail::Refused(reason)) => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
-    (!refusals.is_empty()).then(|| refusals.join("\n"))
 }
 
 /// Reports hosts that failed to connect and keeps the others.

@@ -20,21 +20,42 @@ pub async fn check(ctx: &Arc<RunCtx>, inputs: &Inputs, live: Vec<Connected>) -> 
     }
     let mut kept = Vec::new();
     for c in live {
-        let reason = problem(inputs, &c, &by_name).await;
-        match reason {
-            None => kept.push(c),
-            Some(reason) => {
-                HostFail::Failed {
+        let fail = match busy(&c) {
+            Some(reason) => Some(HostFail::Busy {
+                phase: Phase::Preflight,
+                reason,
+            }),
+            None => problem(inputs, &c, &by_name)
+                .await
+                .map(|reason| HostFail::Failed {
                     phase: Phase::Preflight,
                     step: None,
                     reason,
-                }
-                .report(&ctx.reporter, &c.host.ip);
+                }),
+        };
+        match fail {
+            None => kept.push(c),
+            Some(fail) => {
+                fail.report(&ctx.reporter, &c.host.ip);
                 super::close_all(vec![(String::new(), Ok(c))]).await;
             }
         }
     }
     kept
+}
+
+/// Why the host is busy, if its agent reported the host lock held. The lock is the host's,
+/// not the cluster's: the holder may be another cluster's apply or clean. (Facts report it
+/// only for a cluster with state on the host; for a first apply the agent refuses the offer
+/// instead, reported the same way.)
+fn busy(c: &Connected) -> Option<String> {
+    c.facts
+        .state
+        .as_ref()
+        .filter(|state| state.locked)
+        .map(|_| {
+            "another apply or clean is running on this host (installer-agent holds its lock); nothing was changed here — wait for it to finish, then run again".to_string()
+        })
 }
 
 async fn problem(
@@ -50,14 +71,6 @@ async fn problem(
             "hostname {:?} is shared by hosts {}; every node needs a unique hostname (set it with hostnamectl)",
             f.hostname,
             others.join(", ")
-        ));
-    }
-    if let Some(state) = &f.state
-        && state.locked
-    {
-        return Some(format!(
-            "another apply or clean of cluster {:?} is running on this host; wait for it to finish",
-            state.cluster
         ));
     }
     let tree = match inputs.tree_for(&c.arch).await {

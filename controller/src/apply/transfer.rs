@@ -77,12 +77,16 @@ async fn ship_one(
         registry_host,
         timeouts,
     )
+    .map(|mut plan| {
+        plan.watch = inputs.watch.clone();
+        plan
+    })
     .map_err(|e| fail(e.to_string()))?;
     let need = c
         .agent
         .offer(&plan, dry_run)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| HostFail::from_session(Phase::Ship, e, ""))?;
     ctx.reporter.emit(RunEvent::Plan {
         host: host.clone(),
         files_to_send: need.files.len() as u64,

@@ -5,11 +5,17 @@
 //! error of the form `file:line:col: where: what is wrong; what is expected`, found before
 //! any host is contacted. Secrets (`passwd`, `pkPasswd`) may be written as `${ENV_NAME}` and
 //! are read from the environment into [`Secret`]s that never print.
+//!
+//! Reading is bounded (see `bounds`): a regular file of at most [`MAX_BYTES`], UTF-8,
+//! nested at most [`MAX_DEPTH`] levels, with at most [`MAX_NODES`] nodes once aliases are
+//! expanded; each is checked before the step it protects.
 
+mod bounds;
 mod docs;
 mod kinds;
 mod locate;
 mod raw;
+mod read;
 mod secret;
 mod validate;
 
@@ -21,6 +27,7 @@ use installer_proto::plan::HookPhase;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use bounds::{MAX_BYTES, MAX_DEPTH, MAX_NODES};
 pub use secret::Secret;
 
 /// The role that makes a host a master; master0 is the first IP of the first host with it.
@@ -46,6 +53,17 @@ pub enum ClusterfileError {
         /// The error.
         #[source]
         source: io::Error,
+    },
+    /// The path names a directory, a FIFO, a device…: refused before it is read, since a
+    /// FIFO would block forever and a device may never end.
+    #[error(
+        "Clusterfile {path}: {what}, not a regular file; expected the path of a Clusterfile with -f"
+    )]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
     },
     /// The content is invalid at a position.
     #[error("{file}:{line}:{column}: {message}")]
@@ -241,10 +259,7 @@ fn base_dir(source: &Path) -> &Path {
 /// Reads and validates the Clusterfile at `path`; `${ENV_NAME}` secrets come from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Clusterfile, ClusterfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ClusterfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read::read(path)?;
     parse(&path.display().to_string(), &text)
 }
 
@@ -261,5 +276,16 @@ pub fn parse_with_env(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Clusterfile, ClusterfileError> {
+    // The bounds come first: the parser's own cost is what they limit.
+    read::too_large(name, text.as_bytes())?;
+    if let Some((line, column)) = bounds::flow_too_deep(text) {
+        return Err(ClusterfileError::Invalid {
+            file: name.to_string(),
+            line,
+            column,
+            message: bounds::depth_message(),
+        });
+    }
+    bounds::walk(text).map_err(|failure| failure.into_error(name, text))?;
     validate::build(name, text, env).map_err(|failure| failure.into_error(name, text))
 }

@@ -298,8 +298,29 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (format!("{HEAD}{HOSTS}  env: {{A: 1, A: 2}}\n"), r#"Clusterfile:10:8: spec.env: duplicate entry with key "A"; give each key once"#),
         (with_hosts("  hostAliases: [10.0.0.9]\n"), r#"Clusterfile:10:17: spec.hostAliases[0]: invalid type: string "10.0.0.9"; expected a mapping with ip and hostnames"#),
         (String::new(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
+        // A NUL cannot reach a script's environment: refused here, not at the first script.
+        (with_hosts("  env: [\"A=x\\0y\"]\n"), r#"Clusterfile:10:9: spec.env[0]: the value of env key "A" holds a NUL byte; expected a value without NUL (no process environment can carry one, so every script would fail)"#),
+        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      env:\n        - B=ok\n        - \"C=\\0\"\n"), r#"Clusterfile:12:11: spec.hosts[0].env[1]: the value of env key "C" holds a NUL byte; expected a value without NUL (no process environment can carry one, so every script would fail)"#),
+        (with_hosts("  env: [\"A\\0B=1\"]\n"), r#"Clusterfile:10:9: spec.env[0]: env key "A\0B" is invalid; expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it"#),
+        // Bounds: deep flow nesting stops at its bracket before the parser runs.
+        (with_hosts(&format!("  env: {}\n", "[".repeat(100_000))), "Clusterfile:10:72: nesting deeper than 64 levels; expected a Clusterfile nested a few levels deep (look for unclosed `[` or `{`)"),
+        (with_hosts(&format!("  env: [{}]\n", "{a: ".repeat(70))), "Clusterfile:10:261: nesting deeper than 64 levels; expected a Clusterfile nested a few levels deep (look for unclosed `[` or `{`)"),
+        // …and block nesting where the parser finds it.
+        (with_hosts(&format!("  env:\n{}", (0..70).map(|i| format!("{}- \n", " ".repeat(4 + 2 * i))).collect::<String>())), &*DEEP_BLOCK),
+        // An anchor repeated by aliases counts as often as it is used (the parser places the
+        // error inside the anchor, at the node being repeated when the count ran out).
+        (with_hosts(&format!("  env: &e [{}]\n  hostAliases: [{}]\n", vec!["A=1"; 600].join(", "), vec!["*e"; 600].join(", "))), "Clusterfile:10:2807: spec.hostAliases[414][559]: more than 250000 YAML nodes, counting each alias as the nodes it repeats; expected a Clusterfile of ordinary size (an alias used many times on a large anchor multiplies it)"),
+        (format!("{}# {}\n", with_hosts(""), "x".repeat(4 << 20)), "Clusterfile:10:4194171: the Clusterfile goes on past 4194304 bytes (4 MiB) here, the most installer reads; expected a Clusterfile of a few KiB (is -f naming the right file?)"),
     ]
 }
+
+/// The message for 70 nested block sequences (the path names each level).
+static DEEP_BLOCK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "Clusterfile:73:129: spec.env{}: nesting deeper than 64 levels; expected a Clusterfile nested a few levels deep (look for unclosed `[` or `{{`)",
+        "[0]".repeat(62)
+    )
+});
 
 #[test]
 fn bad_inputs_name_the_position_and_what_is_expected() {
@@ -338,4 +359,58 @@ fn load_reads_the_file_and_the_process_environment() {
         err.starts_with(&format!("reading Clusterfile {}: ", missing.display())),
         "{err}"
     );
+}
+
+#[test]
+fn load_refuses_what_is_not_a_bounded_utf8_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_file = |path: &Path, what: &str| {
+        let err = load(path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "Clusterfile {}: {what}, not a regular file; expected the path of a Clusterfile with -f",
+                path.display()
+            )
+        );
+    };
+    not_a_file(Path::new("/dev/zero"), "a character device");
+    not_a_file(dir.path(), "a directory");
+    // A FIFO with no writer: opening it for reading would block forever.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    not_a_file(&fifo, "a FIFO (named pipe)");
+    // A link to a device is judged by what it points at.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    not_a_file(&link, "a character device");
+
+    let path = dir.path().join("Clusterfile");
+    let mut bytes = format!("{HEAD}{HOSTS}  env: [\"A=").into_bytes();
+    bytes.extend_from_slice(b"caf\xe9\"]\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:10:15: byte 0xE9 is not UTF-8 text; expected a Clusterfile saved as UTF-8",
+            path.display()
+        )
+    );
+
+    // Larger than 4 MiB: only the first 4 MiB and a byte are read.
+    let mut big = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut big, format!("{HEAD}{HOSTS}").as_bytes()).unwrap();
+    big.set_len(1 << 40).unwrap(); // a sparse terabyte
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}:10:", path.display()))
+            && err.contains("goes on past 4194304 bytes (4 MiB) here"),
+        "{err}"
+    );
+    assert_eq!(MAX_BYTES, 4 << 20);
 }

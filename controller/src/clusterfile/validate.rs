@@ -224,6 +224,13 @@ impl Ctx<'_> {
                     &format!("env key {key:?} is invalid"),
                     "expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it",
                 ),
+                // Refused here, not at the first script: by then install-bin, templates
+                // and /etc/hosts would already have changed the host.
+                EnvError::NulInValue { key } => self.fail(
+                    &here,
+                    &format!("the value of env key {key:?} holds a NUL byte"),
+                    "expected a value without NUL (no process environment can carry one, so every script would fail)",
+                ),
                 _ => self.fail(
                     &here,
                     &format!("{entry:?} is not KEY=VALUE"),

@@ -68,6 +68,14 @@ pub enum HostStatus {
         /// Why.
         reason: String,
     },
+    /// Another apply or clean holds the host's lock: the agent refused, and changed
+    /// nothing on this host.
+    Busy {
+        /// The phase it was refused in.
+        phase: Phase,
+        /// Who holds the lock and what to do.
+        reason: String,
+    },
     /// The run never got to do this host's work.
     NotReached {
         /// Why.
@@ -79,6 +87,11 @@ impl HostStatus {
     /// Whether the host ended well.
     pub fn is_ok(&self) -> bool {
         matches!(self, HostStatus::Ok { .. })
+    }
+
+    /// Whether the host refused because another run holds its lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, HostStatus::Busy { .. })
     }
 }
 

@@ -5,9 +5,11 @@
 
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
 pub use installer_proto::human::bytes as human_bytes;
+use installer_proto::term;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,11 +69,21 @@ pub struct RunLogs {
 }
 
 impl RunLogs {
-    /// Creates `<root>/<run_id>/` and its `events.ndjson`.
+    /// Creates `<root>/<run_id>/` and its `events.ndjson`. Script output can hold secrets
+    /// (a token echoed by `kubeadm init`, a password in a failing command line), so the
+    /// run's directory is 0700 and its files 0600, created so from the start; a runs
+    /// directory an older version left readable is narrowed too.
     pub fn create(root: &Path, run_id: &str) -> io::Result<RunLogs> {
+        private_runs_root(root)?;
         let dir = root.join(run_id);
-        fs::create_dir_all(&dir)?;
-        let events = BufWriter::new(File::create(dir.join("events.ndjson"))?);
+        match fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
+            Ok(()) => {}
+            // The same id again (two runs in one millisecond with colliding salts): the
+            // directory is this product's, so it is made private like a new one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => make_private(&dir)?,
+            Err(e) => return Err(e),
+        }
+        let events = BufWriter::new(private_file(&dir.join("events.ndjson"))?);
         Ok(RunLogs {
             dir,
             run_id: run_id.to_string(),
@@ -94,7 +106,7 @@ impl RunLogs {
             run_id: &self.run_id,
             event,
         };
-        if let Ok(json) = serde_json::to_string(&line) {
+        if let Ok(json) = term::json_line(&line) {
             let _ = writeln!(self.events, "{json}");
         }
         if let Some(host) = event.host() {
@@ -129,13 +141,97 @@ impl RunLogs {
                     }
                 })
                 .collect();
-            let file = File::create(self.dir.join(format!("{name}.log")))?;
+            let file = private_file(&self.dir.join(format!("{name}.log")))?;
             self.hosts.insert(host.to_string(), BufWriter::new(file));
         }
         self.hosts
             .get_mut(host)
             .ok_or_else(|| io::Error::other("log file vanished"))
     }
+}
+
+/// Mode of the runs directory and of each run's directory.
+const PRIVATE_DIR: u32 = 0o700;
+/// Mode of every file in a run's directory.
+const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates the runs directory (and missing parents) 0700, or narrows an existing one that
+/// holds nothing but runs. Any other directory (`--log-dir .`, `/tmp`) is left as it is:
+/// changing its mode could break what else lives there, and each run's own directory is
+/// private anyway.
+fn private_runs_root(root: &Path) -> io::Result<()> {
+    match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(root),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_dir() => Err(io::Error::other(format!(
+            "{} is not a directory",
+            root.display()
+        ))),
+        Ok(meta) if meta.permissions().mode() & 0o077 == 0 => Ok(()),
+        Ok(_) => {
+            if holds_only_runs(root)? {
+                make_private(root)
+            } else {
+                tracing::debug!(
+                    "{} holds more than runs; its mode is left, each run directory is 0700",
+                    root.display()
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether every entry of `dir` is a run directory (its name a run id).
+fn holds_only_runs(dir: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let is_run =
+            entry.file_type()?.is_dir() && entry.file_name().to_str().is_some_and(is_run_id);
+        if !is_run {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `name` has the shape of [`new_run_id`]'s ids: `YYYYMMDD-HHMMSS-hhhh`.
+fn is_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 20
+        && b[8] == b'-'
+        && b[15] == b'-'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+        && b[16..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Narrows a directory of this product's to 0700.
+fn make_private(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("making {} private (0700): {e}", dir.display()),
+        )
+    })
+}
+
+/// Opens `path` for writing, created 0600. A file that already existed (a reused run id)
+/// keeps its inode, so its mode is narrowed through the open handle before anything is
+/// written to it.
+fn private_file(path: &Path) -> io::Result<File> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o777 != PRIVATE_FILE {
+        file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))?;
+    }
+    Ok(file)
 }
 
 /// One human line for an event (used by the host logs and the plain view).
@@ -238,5 +334,105 @@ mod tests {
             ),
             "{events}"
         );
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn output(line: &str) -> RunEvent {
+        RunEvent::Agent {
+            host: "10.0.0.2".into(),
+            event: Event::Output {
+                step: "init-kube".into(),
+                stream: Stream::Stdout,
+                line: line.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn run_logs_are_private_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(".installer/runs");
+        let mut logs = RunLogs::create(&root, "20261124-071501-3f2a").unwrap();
+        logs.record(1, &output("token: s3cret"));
+        logs.flush();
+        let run = root.join("20261124-071501-3f2a");
+        assert_eq!(mode(&dir.path().join(".installer")), 0o700);
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&run), 0o700);
+        assert_eq!(mode(&run.join("events.ndjson")), 0o600);
+        assert_eq!(mode(&run.join("10.0.0.2.log")), 0o600);
+    }
+
+    #[test]
+    fn a_runs_directory_left_readable_is_narrowed_when_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("runs");
+        // As an older version left it: 0755 with a 0755 run inside.
+        let old = root.join("20260101-000000-0001");
+        fs::create_dir_all(&old).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o755)).unwrap();
+        RunLogs::create(&root, "20261124-071501-3f2a").unwrap();
+        assert_eq!(mode(&root), 0o700);
+        // The same run id again: its directory and files are made private too.
+        let again = root.join("20261124-071502-0000");
+        fs::create_dir(&again).unwrap();
+        fs::set_permissions(&again, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(again.join("events.ndjson"), "").unwrap();
+        fs::set_permissions(
+            again.join("events.ndjson"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        RunLogs::create(&root, "20261124-071502-0000").unwrap();
+        assert_eq!(mode(&again), 0o700);
+        assert_eq!(mode(&again.join("events.ndjson")), 0o600);
+    }
+
+    #[test]
+    fn a_log_directory_that_holds_other_things_keeps_its_mode() {
+        // `--log-dir .` or a shared directory: narrowing it could break what else is there;
+        // the run's own directory is private anyway.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Clusterfile"), "").unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        RunLogs::create(dir.path(), "20261124-071501-3f2a").unwrap();
+        assert_eq!(mode(dir.path()), 0o755);
+        assert_eq!(mode(&dir.path().join("20261124-071501-3f2a")), 0o700);
+    }
+
+    #[test]
+    fn run_ids_are_recognised() {
+        assert!(is_run_id(&new_run_id()));
+        assert!(is_run_id("20261124-071501-3f2a"));
+        for no in [
+            "",
+            "Clusterfile",
+            "20261124-071501-3f2g",
+            "2026112-071501-3f2a0",
+        ] {
+            assert!(!is_run_id(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn logs_keep_script_output_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = RunLogs::create(dir.path(), "r1").unwrap();
+        let line = "\x1b]0;title\x07\x1b[31mred\x1b[0m\u{9b}2J\rover";
+        logs.record(1_000, &output(line));
+        logs.flush();
+        let host_log = fs::read_to_string(dir.path().join("r1/10.0.0.2.log")).unwrap();
+        assert_eq!(host_log, format!("00:00:01.000 init-kube | {line}\n"));
+        let events = fs::read_to_string(dir.path().join("r1/events.ndjson")).unwrap();
+        assert!(
+            !events.trim_end().chars().any(char::is_control),
+            "{events:?}"
+        );
+        let event: serde_json::Value = serde_json::from_str(events.trim_end()).unwrap();
+        assert_eq!(event["line"], line);
     }
 }

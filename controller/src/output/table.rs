@@ -2,6 +2,7 @@
 
 use super::event::HostStatus;
 use super::logs::human_bytes;
+use installer_proto::term;
 
 /// One line of text for a host's status, e.g. `failed at init-kube: exit code 1`.
 pub fn status_text(status: &HostStatus) -> String {
@@ -13,6 +14,7 @@ fn label(status: &HostStatus) -> &'static str {
     match status {
         HostStatus::Ok { .. } => "ok:",
         HostStatus::Failed { .. } => "failed",
+        HostStatus::Busy { .. } => "busy",
         HostStatus::NotReached { .. } => "not reached:",
     }
 }
@@ -47,6 +49,7 @@ fn detail(status: &HostStatus) -> String {
             Some(step) => format!("at {step}: {reason}"),
             None => format!("in {}: {reason}", phase.as_str()),
         },
+        HostStatus::Busy { phase, reason } => format!("in {}: {reason}", phase.as_str()),
         HostStatus::NotReached { reason } => reason.clone(),
     }
 }
@@ -57,7 +60,9 @@ pub fn render(rows: &[(String, HostStatus)]) -> String {
     let mut out = format!("{:width$}  {:11}  DETAIL\n", "HOST", "STATUS");
     for (host, status) in rows {
         let label = label(status).trim_end_matches(':');
+        // Reasons carry script output tails and host messages; the table goes to a terminal.
         let detail = detail(status);
+        let detail = term::for_terminal(&detail);
         // Multi-line reasons (script output tails) are indented under the row.
         let mut lines = detail.lines();
         out.push_str(&format!(
@@ -111,6 +116,45 @@ mod tests {
              10.0.0.12  failed       at init-kube: exit code 1\n\
              \x20                       last line\n\
              10.0.0.13  not reached  registry on 10.0.0.11 failed\n"
+        );
+    }
+
+    #[test]
+    fn script_tails_in_the_table_carry_no_terminal_controls() {
+        let rows = vec![(
+            "10.0.0.12".to_string(),
+            HostStatus::Failed {
+                phase: Phase::Steps,
+                step: Some("init-kube".into()),
+                reason:
+                    "exit code 1\n\x1b]0;title\x07\x1b[2J\x1b[31mred\x1b[0m\u{9b}1A\x07\nok\rFAILED"
+                        .into(),
+            },
+        )];
+        let table = render(&rows);
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+        assert!(table.contains("  red\n"), "{table:?}");
+        assert!(table.contains("  ok\u{240d}FAILED\n"), "{table:?}");
+    }
+
+    #[test]
+    fn busy_hosts_say_so() {
+        let rows = vec![(
+            "10.0.0.11".to_string(),
+            HostStatus::Busy {
+                phase: Phase::Ship,
+                reason:
+                    "another installer-agent is running on this host (pid 7, apply of cluster a)"
+                        .into(),
+            },
+        )];
+        assert_eq!(
+            render(&rows),
+            "HOST       STATUS       DETAIL\n\
+             10.0.0.11  busy         in ship: another installer-agent is running on this host (pid 7, apply of cluster a)\n"
         );
     }
 }

@@ -5,6 +5,7 @@ use super::event::{Line, RunEvent, SCHEMA_VERSION};
 use super::logs::{describe, human_bytes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use installer_proto::event::Event;
+use installer_proto::term;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
@@ -57,25 +58,15 @@ impl View {
     pub fn show(&mut self, run_id: &str, ts_ms: u64, event: &RunEvent) {
         match self {
             View::Json => {
-                let line = Line {
-                    schema: SCHEMA_VERSION,
-                    ts_ms,
-                    run_id,
-                    event,
-                };
-                if let Ok(json) = serde_json::to_string(&line) {
+                if let Some(json) = json_text(run_id, ts_ms, event) {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{json}");
                     let _ = out.flush();
                 }
             }
             View::Plain { verbose } => {
-                if worth_a_line(event, *verbose) {
-                    let text = describe(event);
-                    match event.host() {
-                        Some(host) => eprintln!("[{host}] {text}"),
-                        None => eprintln!("{text}"),
-                    }
+                if let Some(line) = plain_line(event, *verbose) {
+                    eprintln!("{line}");
                 }
             }
             View::Bars(bars) => bars.show(event),
@@ -93,6 +84,32 @@ impl View {
             let _ = bars.multi.clear();
         }
     }
+}
+
+/// The NDJSON line of an event. Script output stays as written (the JSON escapes make it
+/// inert on a terminal, C1 controls included), so a consumer gets the exact text.
+fn json_text(run_id: &str, ts_ms: u64, event: &RunEvent) -> Option<String> {
+    let line = Line {
+        schema: SCHEMA_VERSION,
+        ts_ms,
+        run_id,
+        event,
+    };
+    term::json_line(&line).ok()
+}
+
+/// The plain view's line for an event, if it gets one: control sequences a script (or a
+/// rootfs file name) carries are removed, since the line goes to a terminal.
+fn plain_line(event: &RunEvent, verbose: bool) -> Option<String> {
+    if !worth_a_line(event, verbose) {
+        return None;
+    }
+    let text = describe(event);
+    let line = match event.host() {
+        Some(host) => format!("[{host}] {text}"),
+        None => text,
+    };
+    Some(term::for_terminal(&line).into_owned())
 }
 
 fn worth_a_line(event: &RunEvent, verbose: bool) -> bool {
@@ -133,34 +150,40 @@ impl Bars {
         let Some(bar) = self.bars.get(host) else {
             return;
         };
-        match event {
-            RunEvent::PhaseStarted { phase, .. } => bar.set_message(phase.as_str().to_string()),
+        // Every message is cleaned whole: the step names and reasons come from the host too.
+        let message = match event {
+            RunEvent::PhaseStarted { phase, .. } => phase.as_str().to_string(),
             RunEvent::Transfer {
                 bytes_sent,
                 bytes_total,
                 ..
-            } => bar.set_message(format!(
+            } => format!(
                 "ship: {} sent ({} to send)",
                 human_bytes(*bytes_sent),
                 human_bytes(*bytes_total)
-            )),
+            ),
             RunEvent::Agent { event, .. } => match event {
-                Event::StepStarted { step, .. } => bar.set_message(format!("{step}…")),
+                Event::StepStarted { step, .. } => format!("{step}…"),
                 Event::Output { step, line, .. } => {
-                    let line: String = line.chars().take(80).collect();
-                    bar.set_message(format!("{step}: {line}"))
+                    // Cleaned before it is cut: a sequence cut in half would still reach
+                    // the terminal.
+                    let line: String = term::for_terminal(line).chars().take(80).collect();
+                    format!("{step}: {line}")
                 }
-                Event::StepFailed { step, .. } => bar.set_message(format!("{step}: failed")),
-                _ => {}
+                Event::StepFailed { step, .. } => format!("{step}: failed"),
+                _ => return,
             },
             RunEvent::HostFinished { status, .. } => {
                 let mark = if status.is_ok() { "✓" } else { "✗" };
                 let text = super::table::status_text(status);
-                let first = text.lines().next().unwrap_or("").to_string();
-                bar.finish_with_message(format!("{mark} {first}"));
+                let first = text.lines().next().unwrap_or("");
+                let message = term::for_terminal(&format!("{mark} {first}")).into_owned();
+                bar.finish_with_message(message);
+                return;
             }
-            _ => {}
-        }
+            _ => return,
+        };
+        bar.set_message(term::for_terminal(&message).into_owned());
     }
 }
 
@@ -283,5 +306,99 @@ mod tests {
             unreachable!("built as bars")
         };
         assert!(bars.bars["10.0.0.1"].is_finished());
+    }
+
+    /// Script lines that would act on the operator's terminal if printed raw.
+    const HOSTILE: &[&str] = &[
+        "\x1b]0;owned title\x07",
+        "\x1b[2J",
+        "\x1b[31mred\x1b[0m",
+        "a\u{9b}2Jb",
+        "kubeadm join ... --token s3cret\r\x1b[2Kok",
+        "ding\x07",
+    ];
+
+    fn output(host: &str, line: &str) -> RunEvent {
+        agent(
+            host,
+            Event::Output {
+                step: "init-kube".into(),
+                stream: Stream::Stderr,
+                line: line.into(),
+            },
+        )
+    }
+
+    fn failed(host: &str, line: &str) -> RunEvent {
+        RunEvent::HostFinished {
+            host: host.into(),
+            status: HostStatus::Failed {
+                phase: Phase::Steps,
+                step: Some("init-kube".into()),
+                reason: format!("init-kube.sh exited with code 1: {line}\n{line}"),
+            },
+        }
+    }
+
+    /// What a terminal would act on: any control but newline and tab.
+    fn acts_on_a_terminal(text: &str) -> bool {
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    }
+
+    #[test]
+    fn plain_lines_carry_no_terminal_controls() {
+        for line in HOSTILE {
+            for event in [output("10.0.0.1", line), failed("10.0.0.1", line)] {
+                let shown = plain_line(&event, true).unwrap();
+                assert!(!acts_on_a_terminal(&shown), "{line:?}: {shown:?}");
+                assert!(shown.starts_with("[10.0.0.1] "), "{shown:?}");
+            }
+        }
+        assert_eq!(
+            plain_line(&output("h", "\x1b[31mred\x1b[0m text"), true).unwrap(),
+            "[h] init-kube ! red text"
+        );
+        assert_eq!(
+            plain_line(&output("h", "100%\rdone"), true).unwrap(),
+            "[h] init-kube ! 100%\u{240d}done"
+        );
+    }
+
+    #[test]
+    fn bars_show_no_terminal_controls() {
+        let mut bars = Bars::new(ProgressDrawTarget::hidden());
+        bars.show(&RunEvent::RunStarted {
+            command: "apply".into(),
+            cluster: "c".into(),
+            hosts: vec!["h".into()],
+            dry_run: false,
+        });
+        for line in HOSTILE {
+            bars.show(&output("h", line));
+            let message = bars.bars["h"].message();
+            assert!(!acts_on_a_terminal(&message), "{line:?}: {message:?}");
+        }
+        // Cut at 80 characters after cleaning: a long sequence cannot be cut in half.
+        let long = format!("{}\x1b]0;{}\x07", "x".repeat(79), "t".repeat(50));
+        bars.show(&output("h", &long));
+        assert_eq!(
+            bars.bars["h"].message(),
+            format!("init-kube: {}", "x".repeat(79))
+        );
+        bars.show(&failed("h", "\x1b]0;title\x07boom"));
+        let message = bars.bars["h"].message();
+        assert!(!acts_on_a_terminal(&message), "{message:?}");
+        assert!(message.ends_with("code 1: boom"), "{message:?}");
+    }
+
+    #[test]
+    fn json_lines_keep_the_text_and_escape_every_control() {
+        for line in HOSTILE {
+            let json = json_text("r", 1, &output("h", line)).unwrap();
+            assert!(!json.chars().any(char::is_control), "{json:?}");
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(back["line"], *line);
+        }
     }
 }

@@ -1,20 +1,100 @@
-//! Unpacking a rootfs archive into the cache, safely and atomically.
+//! Unpacking a rootfs archive into the cache, safely, atomically and within bounds.
 //!
-//! Safety: every entry must be a clean relative path (`./` prefixes allowed), symlink
-//! targets must stay inside the tree, hard links must point at a regular file already
-//! unpacked, nothing is written through a symlink the archive planted, and device nodes or
-//! fifos are refused. Atomicity: the tree is unpacked into a temporary directory beside its
-//! final name and renamed into place, so a crash or a concurrent run never sees half a tree.
+//! Safety: every entry must be a clean relative path (`./` prefixes allowed) of UTF-8 names
+//! without control characters; every write goes through one `cap_std` directory handle of
+//! the target (so nothing can be created outside it), never below a symlink the archive
+//! planted; hard links must point at a regular file already unpacked; device nodes or fifos
+//! are refused; and once the whole tree is there, every symlink is resolved component by
+//! component against it and must stay inside.
+//!
+//! Bounds: the unpacked size is checked as it grows against a limit and against the free
+//! space of the cache's file system, the number of entries is capped, and the tar headers
+//! between two entries (GNU long names, PAX records, which the tar reader holds in memory)
+//! are capped too. An error says how much was unpacked, what is free and the limit.
+//!
+//! Atomicity: the tree is unpacked into a temporary directory beside its final name and
+//! renamed into place, so a crash or a concurrent run never sees half a tree; a failed
+//! unpack is removed.
 
 use super::RootfsError;
-use installer_proto::manifest::{check_rel_path, symlink_stays_inside};
-use std::collections::HashSet;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use installer_proto::human;
+use installer_proto::manifest::{DirTree, check_rel_path, links, paths};
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use tar::EntryType;
+
+/// The environment variable that sets [`UnpackLimits::max_bytes`] (`200G`, `512M`, bytes).
+pub const LIMIT_ENV: &str = "INSTALLER_UNPACK_LIMIT";
+
+/// How much of the tar stream the reader may take between two entries: headers, GNU long
+/// names and PAX records. Real ones are a few KiB; the tar reader keeps them in memory, so
+/// an archive claiming a gigabyte-long name must stop here.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// How often (in bytes written) free space is measured again while a file is written, so
+/// a disk filling up for another reason is noticed too.
+const RECHECK_EVERY: u64 = 64 << 20;
+
+/// What an unpack may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// The most file content one archive may unpack to, in bytes.
+    pub max_bytes: u64,
+    /// The most entries (files, directories, links) one archive may hold.
+    pub max_entries: u64,
+    /// Free space the unpack must leave on the cache's file system, in bytes.
+    pub keep_free: u64,
+}
+
+impl Default for UnpackLimits {
+    /// 64 GiB, two million entries, 512 MiB left free: far above a real rootfs (a few GiB
+    /// with its images), far below what fills a disk by accident.
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 64 << 30,
+            max_entries: 2_000_000,
+            keep_free: 512 << 20,
+        }
+    }
+}
+
+impl UnpackLimits {
+    /// The defaults, with `max_bytes` from [`LIMIT_ENV`] when it is set.
+    pub fn from_env() -> Result<UnpackLimits, RootfsError> {
+        let mut limits = UnpackLimits::default();
+        if let Some(value) = std::env::var_os(LIMIT_ENV).filter(|v| !v.is_empty()) {
+            let text = value.to_string_lossy();
+            limits.max_bytes = parse_size(&text).ok_or_else(|| RootfsError::Limit {
+                value: text.to_string(),
+            })?;
+        }
+        Ok(limits)
+    }
+}
+
+/// `123`, `10K`, `512M`, `200G`, `1T` (powers of 1024; `KiB`/`KB`/`k` spellings too).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
+}
 
 /// The compression of an archive, from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +124,13 @@ impl Compression {
 }
 
 /// Unpacks `archive` to `<parent>/<key>` unless that already exists, and returns that path.
+/// On any error nothing of this unpack is left under `parent`.
 pub fn unpack_cached(
     archive: &Path,
     compression: Compression,
     parent: &Path,
     key: &str,
+    limits: &UnpackLimits,
 ) -> Result<PathBuf, RootfsError> {
     let done = parent.join(key);
     if done.is_dir() {
@@ -65,20 +147,15 @@ pub fn unpack_cached(
         .tempdir_in(parent)
         .map_err(io_err(parent))?;
     tracing::info!(archive = %archive.display(), "unpacking rootfs archive");
-    let file = fs::File::open(archive).map_err(io_err(archive))?;
-    let reader: Box<dyn Read> = match compression {
-        Compression::None => Box::new(BufReader::new(file)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(file).map_err(|source| {
-                RootfsError::Archive {
-                    archive: archive.to_path_buf(),
-                    source,
-                }
-            })?)
+    let unpacked = open_decompressed(archive, compression)
+        .and_then(|reader| unpack(reader, tmp.path(), archive, limits));
+    if let Err(e) = unpacked {
+        let staged = tmp.path().to_path_buf();
+        if let Err(rm) = tmp.close() {
+            tracing::warn!(dir = %staged.display(), error = %rm, "could not remove a partial unpack; the next run removes it");
         }
-    };
-    unpack(reader, tmp.path(), archive)?;
+        return Err(e);
+    }
     let staged = tmp.keep();
     if let Err(e) = fs::rename(&staged, &done) {
         // Another run may have finished the same archive first; its tree is identical.
@@ -93,55 +170,290 @@ pub fn unpack_cached(
     Ok(done)
 }
 
+fn open_decompressed(
+    archive: &Path,
+    compression: Compression,
+) -> Result<Box<dyn Read>, RootfsError> {
+    let file = fs::File::open(archive).map_err(|source| RootfsError::Io {
+        path: archive.to_path_buf(),
+        source,
+    })?;
+    Ok(match compression {
+        Compression::None => Box::new(BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(|source| {
+                RootfsError::Archive {
+                    archive: archive.to_path_buf(),
+                    at: "at its start".into(),
+                    source,
+                }
+            })?)
+        }
+    })
+}
+
+/// Counts what the tar reader takes from the stream (for positions in errors) and caps
+/// what it may take on its own between two entries (see [`MAX_HEADER_BYTES`]).
+struct Meter<R> {
+    inner: R,
+    state: Rc<MeterState>,
+}
+
+#[derive(Default)]
+struct MeterState {
+    /// Bytes of the tar stream consumed so far.
+    offset: Cell<u64>,
+    /// What the reader may still take before the next entry; `None` while an entry's
+    /// content is being copied (that is bounded by the size checks instead).
+    budget: Cell<Option<u64>>,
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let budget = self.state.budget.get();
+        let want = match budget {
+            None => buf.len(),
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "more than {} of tar headers, long names or PAX records before one entry, or data where an entry has none",
+                        human::bytes(MAX_HEADER_BYTES)
+                    ),
+                ));
+            }
+            Some(b) => buf.len().min(usize::try_from(b).unwrap_or(usize::MAX)),
+        };
+        let n = self.inner.read(&mut buf[..want])?;
+        if let Some(b) = budget {
+            self.state.budget.set(Some(b.saturating_sub(n as u64)));
+        }
+        self.state.offset.set(self.state.offset.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The running totals of an unpack against its limits.
+struct Space<'a> {
+    limits: &'a UnpackLimits,
+    dest: &'a Path,
+    unpacked: u64,
+    entries: u64,
+    since_check: u64,
+}
+
+impl Space<'_> {
+    fn free(&self) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(self.dest).map_err(io::Error::from)?;
+        #[allow(clippy::useless_conversion)] // the field types differ between libcs
+        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+        Ok(free)
+    }
+
+    /// Admits one more entry.
+    fn entry(&mut self) -> Result<(), String> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(format!(
+                "the archive has more than {} entries",
+                self.limits.max_entries
+            ));
+        }
+        Ok(())
+    }
+
+    /// Admits a file of `size` bytes about to be written.
+    fn file(&mut self, size: u64) -> io::Result<Result<(), String>> {
+        if self.unpacked.saturating_add(size) > self.limits.max_bytes {
+            return Ok(Err(format!(
+                "this entry's {} would pass the limit",
+                human::bytes(size)
+            )));
+        }
+        self.room(size, "this entry's")
+    }
+
+    /// Counts `n` bytes written of a file with `left` bytes still to come.
+    fn wrote(&mut self, n: u64, left: u64) -> io::Result<Result<(), String>> {
+        self.unpacked += n;
+        self.since_check += n;
+        if self.since_check < RECHECK_EVERY {
+            return Ok(Ok(()));
+        }
+        self.since_check = 0;
+        self.room(left, "the rest of this entry,")
+    }
+
+    fn room(&self, need: u64, what: &str) -> io::Result<Result<(), String>> {
+        let free = self.free()?;
+        Ok(if free.saturating_sub(need) < self.limits.keep_free {
+            Err(format!(
+                "{what} {} would leave less than {} free",
+                human::bytes(need),
+                human::bytes(self.limits.keep_free)
+            ))
+        } else {
+            Ok(())
+        })
+    }
+}
+
+/// `512.0 MiB (536870912 bytes)`; plain bytes below 1 KiB.
+fn size(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else {
+        format!("{} ({n} bytes)", human::bytes(n))
+    }
+}
+
 /// Unpacks a tar stream into the empty directory `dest`.
-pub fn unpack(reader: impl Read, dest: &Path, archive: &Path) -> Result<(), RootfsError> {
+pub fn unpack(
+    reader: impl Read,
+    dest: &Path,
+    archive: &Path,
+    limits: &UnpackLimits,
+) -> Result<(), RootfsError> {
     let bad = |entry: &str, reason: &str| RootfsError::UnsafeEntry {
         archive: archive.to_path_buf(),
-        entry: entry.to_string(),
+        entry: paths::quote(entry),
         reason: reason.to_string(),
     };
-    let read_err = |source: io::Error| RootfsError::Archive {
+    let state = Rc::new(MeterState::default());
+    // `within` says which entry: "after entry \"x\"" for a header, "in entry \"x\"" for content.
+    let read_err = |source: io::Error, within: Option<String>| RootfsError::Archive {
         archive: archive.to_path_buf(),
-        source,
+        at: match within {
+            Some(entry) => format!("at byte {} of the tar stream, {entry}", state.offset.get()),
+            None => format!("at byte {} of the tar stream", state.offset.get()),
+        },
+        source: printable(source),
     };
-    let mut tar = tar::Archive::new(reader);
-    let mut links: HashSet<String> = HashSet::new();
-    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
-    for entry in tar.entries().map_err(read_err)? {
-        let mut entry = entry.map_err(read_err)?;
-        let raw = entry.path().map_err(read_err)?;
-        let Some(raw) = raw.to_str().map(str::to_string) else {
-            return Err(bad(&raw.to_string_lossy(), "the name is not valid UTF-8"));
+    let after = |name: &Option<String>| {
+        name.as_ref()
+            .map(|n| format!("after entry {}", paths::quote(n)))
+    };
+    let inside = |name: &str| Some(format!("in entry {}", paths::quote(name)));
+    let dir = Dir::open_ambient_dir(dest, cap_std::ambient_authority()).map_err(|source| {
+        RootfsError::Io {
+            path: dest.to_path_buf(),
+            source,
+        }
+    })?;
+    let mut space = Space {
+        limits,
+        dest,
+        unpacked: 0,
+        entries: 0,
+        since_check: 0,
+    };
+    let too_large = |space: &Space, entry: &str, reason: String| {
+        let free = space.free().unwrap_or(0);
+        RootfsError::TooLarge(Box::new(super::TooLarge {
+            archive: archive.to_path_buf(),
+            entry: paths::quote(entry),
+            reason,
+            unpacked: size(space.unpacked),
+            free: size(free),
+            dir: dest.parent().unwrap_or(dest).to_path_buf(),
+            limit: size(limits.max_bytes),
+            keep_free: human::bytes(limits.keep_free),
+        }))
+    };
+    let mut tar = tar::Archive::new(Meter {
+        inner: reader,
+        state: state.clone(),
+    });
+    // Symlinks the archive created (path → raw name, target); nothing is written below them.
+    let mut links: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut dirs: Vec<(String, u32)> = Vec::new();
+    let mut last: Option<String> = None;
+    let mut entries = tar.entries().map_err(|e| read_err(e, None))?;
+    loop {
+        state.budget.set(Some(MAX_HEADER_BYTES));
+        let Some(entry) = entries.next() else { break };
+        let mut entry = entry.map_err(|e| read_err(e, after(&last)))?;
+        state.budget.set(None);
+        let raw_bytes = entry.path_bytes();
+        let Ok(raw) = std::str::from_utf8(&raw_bytes).map(str::to_string) else {
+            return Err(RootfsError::UnsafeEntry {
+                archive: archive.to_path_buf(),
+                entry: paths::quote_bytes(&raw_bytes),
+                reason: "the name is not valid UTF-8".into(),
+            });
         };
+        last = Some(raw.clone());
+        let header = entry.header();
+        let kind = header.entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            continue;
+        }
         let Some(rel) = clean(&raw) else { continue };
         check_rel_path(&rel).map_err(|e| bad(&raw, &e.to_string()))?;
+        space.entry().map_err(|r| too_large(&space, &raw, r))?;
         if through_link(&rel, &links) {
             return Err(bad(&raw, "it lies below a symlink of the archive"));
         }
         let target = dest.join(&rel);
-        let io = |source| RootfsError::Io {
+        // Errors here come from what the archive holds (a file where it later wants a
+        // directory, …): they name the entry.
+        let io = |source| RootfsError::Unpack {
+            archive: archive.to_path_buf(),
+            entry: paths::quote(&raw),
             path: target.clone(),
             source,
         };
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io)?;
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            dir.create_dir_all(parent).map_err(io)?;
         }
-        let header = entry.header();
-        let mode = header.mode().map_err(read_err)? & 0o7777;
-        let kind = header.entry_type();
+        let mode = header.mode().map_err(|e| read_err(e, inside(&raw)))? & 0o7777;
         match kind {
             EntryType::Directory => {
-                if !fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                    remove_existing(&target).map_err(io)?;
-                    fs::create_dir(&target).map_err(io)?;
+                if !dir.symlink_metadata(&rel).is_ok_and(|m| m.is_dir()) {
+                    remove_existing(&dir, &rel).map_err(io)?;
+                    dir.create_dir(&rel).map_err(io)?;
                 }
-                dirs.push((target.clone(), mode));
+                links.remove(&rel);
+                dirs.push((rel, mode));
             }
             EntryType::Regular | EntryType::Continuous => {
-                remove_existing(&target).map_err(io)?;
                 let mtime = header.mtime().unwrap_or(0);
-                let mut out = fs::File::create_new(&target).map_err(io)?;
-                io::copy(&mut entry, &mut out).map_err(read_err)?;
+                let len = entry.size();
+                space
+                    .file(len)
+                    .map_err(io)?
+                    .map_err(|r| too_large(&space, &raw, r))?;
+                remove_existing(&dir, &rel).map_err(io)?;
+                let out = dir
+                    .open_with(
+                        &rel,
+                        OpenOptions::new().write(true).create_new(true).mode(0o600),
+                    )
+                    .map_err(io)?;
+                let mut out = out.into_std();
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut left = len;
+                loop {
+                    let n = entry
+                        .read(&mut buf)
+                        .map_err(|e| read_err(e, inside(&raw)))?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n]).map_err(io)?;
+                    left = left.saturating_sub(n as u64);
+                    space
+                        .wrote(n as u64, left)
+                        .map_err(io)?
+                        .map_err(|r| too_large(&space, &raw, r))?;
+                }
                 out.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(io)?;
                 // Keeping the archive's mtimes keeps hash-cache stamps stable.
@@ -150,30 +462,28 @@ pub fn unpack(reader: impl Read, dest: &Path, archive: &Path) -> Result<(), Root
             }
             EntryType::Symlink => {
                 let link = entry
-                    .link_name()
-                    .map_err(read_err)?
+                    .link_name_bytes()
                     .ok_or_else(|| bad(&raw, "symlink without a target"))?;
-                let link = link
-                    .to_str()
-                    .ok_or_else(|| bad(&raw, "symlink target is not valid UTF-8"))?
+                let link = std::str::from_utf8(&link)
+                    .map_err(|_| bad(&raw, "symlink target is not valid UTF-8"))?
                     .to_string();
-                if !symlink_stays_inside(&rel, &link) {
-                    return Err(bad(
-                        &raw,
-                        &format!("symlink target {link:?} leaves the rootfs"),
-                    ));
+                if link.starts_with('/') || link.chars().any(char::is_control) {
+                    // Refused whatever the rest of the archive holds; the resolver says why.
+                    let why = links::resolve(&DirTree::open(dest).map_err(io)?, &rel, &link)
+                        .err()
+                        .map_or_else(|| "absolute symlink target".to_string(), |e| e.to_string());
+                    return Err(bad(&raw, &why));
                 }
-                remove_existing(&target).map_err(io)?;
-                std::os::unix::fs::symlink(&link, &target).map_err(io)?;
-                links.insert(rel);
+                remove_existing(&dir, &rel).map_err(io)?;
+                dir.symlink(&link, &rel).map_err(io)?;
+                links.insert(rel, (raw.clone(), link));
             }
             EntryType::Link => {
                 let link = entry
-                    .link_name()
-                    .map_err(read_err)?
+                    .link_name_bytes()
                     .ok_or_else(|| bad(&raw, "hard link without a target"))?;
-                let link = link
-                    .to_str()
+                let link = std::str::from_utf8(&link)
+                    .ok()
                     .and_then(clean)
                     .ok_or_else(|| bad(&raw, "hard link target is not a clean relative path"))?;
                 if check_rel_path(&link).is_err() || through_link(&link, &links) {
@@ -182,8 +492,7 @@ pub fn unpack(reader: impl Read, dest: &Path, archive: &Path) -> Result<(), Root
                         &format!("hard link target {link:?} leaves the rootfs"),
                     ));
                 }
-                let source = dest.join(&link);
-                if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
+                if !dir.symlink_metadata(&link).is_ok_and(|m| m.is_file()) {
                     return Err(bad(
                         &raw,
                         &format!(
@@ -191,14 +500,10 @@ pub fn unpack(reader: impl Read, dest: &Path, archive: &Path) -> Result<(), Root
                         ),
                     ));
                 }
-                remove_existing(&target).map_err(io)?;
-                fs::hard_link(&source, &target).map_err(io)?;
+                remove_existing(&dir, &rel).map_err(io)?;
+                dir.hard_link(&link, &dir, &rel).map_err(io)?;
                 links.remove(&rel);
             }
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => {}
             other => {
                 let what = match other {
                     EntryType::Char | EntryType::Block => "a device node",
@@ -210,18 +515,58 @@ pub fn unpack(reader: impl Read, dest: &Path, archive: &Path) -> Result<(), Root
             }
         }
     }
+    if space.entries == 0 {
+        return Err(RootfsError::Archive {
+            archive: archive.to_path_buf(),
+            at: format!("at byte {} of the tar stream", state.offset.get()),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the archive holds no files or directories",
+            ),
+        });
+    }
+    // Only now is the whole tree known: a link may lead through links unpacked after it.
+    let tree = DirTree::open(dest).map_err(|source| RootfsError::Io {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    for (rel, (raw, target)) in &links {
+        links::resolve(&tree, rel, target).map_err(|e| bad(raw, &e.to_string()))?;
+    }
     // Directory modes last, deepest first: a read-only directory must not stop its own
     // content from being written.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.0.as_os_str().len()));
-    for (dir, mode) in dirs {
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(|source| {
-            RootfsError::Io {
-                path: dir.clone(),
-                source,
-            }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
+    for (rel, mode) in dirs {
+        dir.set_permissions(
+            &rel,
+            cap_std::fs::Permissions::from_std(fs::Permissions::from_mode(mode)),
+        )
+        .map_err(|source| RootfsError::Io {
+            path: dest.join(&rel),
+            source,
         })?;
     }
     Ok(())
+}
+
+/// The tar reader's errors quote header bytes as they are (`… when getting cksum for
+/// <name>`); those of a hostile archive must not reach a terminal raw.
+fn printable(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    if !text.chars().any(char::is_control) {
+        return e;
+    }
+    let escaped: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    io::Error::new(e.kind(), escaped)
 }
 
 /// `./a/b/` → `a/b`; `None` for the archive's root itself.
@@ -234,22 +579,40 @@ fn clean(raw: &str) -> Option<String> {
     (!s.is_empty() && s != ".").then(|| s.to_string())
 }
 
-/// Whether a strict ancestor of `rel` is a symlink the archive created.
-fn through_link(rel: &str, links: &HashSet<String>) -> bool {
+/// Whether a strict ancestor of `rel` is a symlink the archive created. The target starts
+/// empty and only this unpack writes to it, so these are all the links there are.
+fn through_link<V>(rel: &str, links: &BTreeMap<String, V>) -> bool {
     rel.match_indices('/')
-        .any(|(i, _)| links.contains(&rel[..i]))
+        .any(|(i, _)| links.contains_key(&rel[..i]))
 }
 
-/// Removes a non-directory at `path` (a later entry replaces an earlier one); a directory
+/// Removes a non-directory at `rel` (a later entry replaces an earlier one); a directory
 /// stays, since replacing it with a file would drop what was unpacked into it.
-fn remove_existing(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
+fn remove_existing(dir: &Dir, rel: &str) -> io::Result<()> {
+    match dir.symlink_metadata(rel) {
         Ok(m) if m.is_dir() => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             "a directory of the same name is already in the archive",
         )),
-        Ok(_) => fs::remove_file(path),
+        Ok(_) => dir.remove_file(rel),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("10K"), Some(10 << 10));
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("200GiB"), Some(200 << 30));
+        assert_eq!(parse_size(" 1 T "), Some(1 << 40));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("99999999999T"), None);
     }
 }

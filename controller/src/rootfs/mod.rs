@@ -13,7 +13,7 @@ mod templates;
 mod tests;
 
 pub use config::{config_layer, merge_yaml};
-pub use extract::Compression;
+pub use extract::{Compression, LIMIT_ENV, UnpackLimits};
 pub use hashcache::HashCache;
 pub use templates::check_templates;
 
@@ -50,25 +50,54 @@ pub enum RootfsError {
     },
     /// An archive entry that would escape or is not a plain tree.
     #[error(
-        "{}: entry {entry:?}: {reason}; the archive must hold a plain rootfs tree whose paths and links stay inside it",
+        "{}: entry {entry}: {reason}; the archive must hold a plain rootfs tree whose paths and links stay inside it",
         archive.display()
     )]
     UnsafeEntry {
         /// The archive.
         archive: PathBuf,
-        /// The entry's name as stored.
+        /// The entry's name as stored, quoted (control characters and bytes that are not
+        /// UTF-8 escaped).
         entry: String,
         /// What is wrong with it.
         reason: String,
     },
-    /// The archive cannot be read.
-    #[error("{}: {source}; check that the file is a complete archive of the kind its name says", archive.display())]
-    Archive {
+    /// An entry could not be written (the archive wants a directory where it put a file,
+    /// the disk is full, …).
+    #[error("{}: entry {entry}: unpacking it to {}: {source}", archive.display(), path.display())]
+    Unpack {
         /// The archive.
         archive: PathBuf,
+        /// The entry's name as stored, quoted.
+        entry: String,
+        /// Where it was being written.
+        path: PathBuf,
         /// The error.
         #[source]
         source: io::Error,
+    },
+    /// The archive cannot be read.
+    #[error("{}: {source} ({at}); check that the file is a complete archive of the kind its name says", archive.display())]
+    Archive {
+        /// The archive.
+        archive: PathBuf,
+        /// Where in the archive: `at byte N of the tar stream, after entry "x"`.
+        at: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The archive unpacks to more than the limit or the free space allows.
+    #[error(transparent)]
+    TooLarge(Box<TooLarge>),
+    /// The unpack limit from the environment does not parse.
+    #[error(
+        "{}={value:?}: not a size; give bytes, or a number with K, M, G or T (powers of 1024), e.g. 200G",
+        extract::LIMIT_ENV
+    )]
+    Limit {
+        /// The value as set.
+        value: String,
     },
     /// An `--overlay` that is not a directory.
     #[error(
@@ -108,6 +137,33 @@ pub enum RootfsError {
     },
 }
 
+/// How far an unpack got when a bound stopped it (see [`RootfsError::TooLarge`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: entry {entry}: unpacking stopped, {reason}: {unpacked} unpacked so far, {free} free at {} (keeping {keep_free} free), limit {limit}; free disk space, raise the limit with {}=SIZE (e.g. 200G), or give spec.image as an unpacked directory",
+    archive.display(),
+    dir.display(),
+    extract::LIMIT_ENV
+)]
+pub struct TooLarge {
+    /// The archive.
+    pub archive: PathBuf,
+    /// The entry being unpacked, quoted.
+    pub entry: String,
+    /// Which bound it hit.
+    pub reason: String,
+    /// File content unpacked before it stopped.
+    pub unpacked: String,
+    /// Free space at `dir`.
+    pub free: String,
+    /// Where archives are unpacked.
+    pub dir: PathBuf,
+    /// The size limit.
+    pub limit: String,
+    /// The free space an unpack leaves.
+    pub keep_free: String,
+}
+
 /// Where unpacked archives and the hash cache live: `$XDG_CACHE_HOME/installer`, else
 /// `~/.cache/installer`, else a directory under the system temp dir.
 pub fn cache_dir() -> PathBuf {
@@ -137,10 +193,27 @@ pub struct ResolvedRootfs {
 /// Unpacked trees no run used for [`prune::UNUSED_FOR`] are removed.
 /// An archive holding a single top-level directory (`tar czf r.tgz myrootfs/`) resolves to
 /// that directory.
+///
+/// The unpack is bounded by [`UnpackLimits::from_env`].
 pub fn resolve(
     image: &str,
     clusterfile_dir: &Path,
     cache_dir: &Path,
+) -> Result<ResolvedRootfs, RootfsError> {
+    resolve_with(
+        image,
+        clusterfile_dir,
+        cache_dir,
+        &UnpackLimits::from_env()?,
+    )
+}
+
+/// [`resolve`] with explicit unpack limits.
+pub fn resolve_with(
+    image: &str,
+    clusterfile_dir: &Path,
+    cache_dir: &Path,
+    limits: &UnpackLimits,
 ) -> Result<ResolvedRootfs, RootfsError> {
     let path = expand(image, clusterfile_dir);
     let meta = fs::metadata(&path).map_err(|_| RootfsError::NotFound {
@@ -161,7 +234,7 @@ pub fn resolve(
     {
         let sha = hashes.hash(&path, &meta).map_err(io(&path))?;
         let unpacked_root = cache_dir.join("rootfs");
-        let unpacked = extract::unpack_cached(&path, compression, &unpacked_root, &sha)?;
+        let unpacked = extract::unpack_cached(&path, compression, &unpacked_root, &sha, limits)?;
         if let Err(e) = prune::touch(&unpacked) {
             tracing::debug!(dir = %unpacked.display(), error = %e, "could not mark the unpacked rootfs as used");
         }
@@ -242,12 +315,16 @@ impl ResolvedRootfs {
     }
 
     /// The architectures the rootfs has subtrees for; `["amd64"]` standing for "any" when
-    /// it has none (the tree is then the same for every host).
+    /// it has none (the tree is then the same for every host). A subtree that is a link
+    /// counts, unfollowed: merging that arch then checks where it leads.
     pub fn arches(&self) -> Vec<&'static str> {
         let present: Vec<&'static str> = ARCH_DIRS
             .iter()
             .copied()
-            .filter(|a| self.dir.join(a).is_dir())
+            .filter(|a| {
+                fs::symlink_metadata(self.dir.join(a))
+                    .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink())
+            })
             .collect();
         if present.is_empty() {
             vec![ARCH_DIRS[0]]

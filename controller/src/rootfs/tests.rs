@@ -1,6 +1,6 @@
 use super::*;
 use crate::clusterfile;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 
 fn write(root: &Path, rel: &str, content: &[u8]) {
@@ -190,12 +190,45 @@ fn unsafe_archives_are_refused_and_leave_nothing_behind() {
         (
             tar_of(&[("etc/l", T::Symlink, "/etc/passwd", b"")]),
             "etc/l",
-            "symlink target \"/etc/passwd\" leaves the rootfs",
+            "symlink \"etc/l\" -> \"/etc/passwd\" leads outside the rootfs (to \"/etc/passwd\")",
         ),
         (
             tar_of(&[("etc/l", T::Symlink, "../../x", b"")]),
             "etc/l",
-            "symlink target \"../../x\" leaves the rootfs",
+            "symlink \"etc/l\" -> \"../../x\" leads outside the rootfs",
+        ),
+        // The chain of the report: each link is inside by its text.
+        (
+            tar_of(&[
+                ("a/b/c/d/up", T::Symlink, "../../../..", b""),
+                ("amd64", T::Symlink, "a/b/c/d/up/../../../../outside", b""),
+            ]),
+            "amd64",
+            "symlink \"amd64\" -> \"a/b/c/d/up/../../../../outside\" leads outside the rootfs",
+        ),
+        // A link that is fine when unpacked and escapes through a link unpacked after it.
+        (
+            tar_of(&[
+                ("etc/x", T::Symlink, "../d/up/../..", b""),
+                ("d/up", T::Symlink, "..", b""),
+            ]),
+            "etc/x",
+            "via \"d/up\" -> \"..\"",
+        ),
+        (
+            tar_of(&[("a", T::Symlink, "b", b""), ("b", T::Symlink, "a", b"")]),
+            "a",
+            "more than 40 links followed",
+        ),
+        (
+            tar_of(&[("bin/evil\nname", T::Regular, "", b"x")]),
+            "bin/evil\nname",
+            "contains the control character U+000A",
+        ),
+        (
+            tar_of(&[("etc/l", T::Symlink, "x\u{1b}[2J", b"")]),
+            "etc/l",
+            "the target contains the control character U+001B",
         ),
         (
             tar_of(&[
@@ -248,12 +281,218 @@ fn unsafe_archives_are_refused_and_leave_nothing_behind() {
             err.starts_with(&want) && err.contains(reason),
             "{err}\nwant {want}…{reason}"
         );
+        assert!(!err.contains('\n') && !err.contains('\u{1b}'), "{err}");
         assert!(!site.path().join("evil").exists() && !Path::new("/etc/evil").exists());
         let left: Vec<_> = fs::read_dir(cache.path().join("rootfs")).unwrap().collect();
         assert!(
             left.is_empty(),
             "temporary unpack dir left behind: {left:?}"
         );
+    }
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_refused_escaped() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes()[..7].copy_from_slice(b"etc/a\xffb");
+    h.set_entry_type(T::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    fs::write(site.path().join("r.tar"), b.into_inner().unwrap()).unwrap();
+    let err = resolve("r.tar", site.path(), cache.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#"entry "etc/a\xFFb": the name is not valid UTF-8"#),
+        "{err}"
+    );
+}
+
+/// Decoy secret beside the cache, the report's link chain pointing at it: the unpack
+/// refuses, and nothing of the decoy is in the error or left in the cache.
+#[test]
+fn an_archive_link_chain_to_a_decoy_secret_is_refused() {
+    let site = tempfile::tempdir().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let cache = top.path().join("cache");
+    write(top.path(), "outside/.ssh/id_ed25519", b"DECOY-8c1f-SECRET");
+    // The tree lands in cache/rootfs/<sha>, three levels below `top`: past `up` (the
+    // tree's top), `../../..` is `top`.
+    let tar = tar_of(&[
+        ("a/b/c/d/up", T::Symlink, "../../../..", b""),
+        ("amd64", T::Symlink, "a/b/c/d/up/../../../outside", b""),
+        ("etc/x", T::Regular, "", b"x"),
+    ]);
+    fs::write(site.path().join("r.tar"), &tar).unwrap();
+    let err = resolve("r.tar", site.path(), &cache)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(r#"entry "amd64": symlink "amd64""#), "{err}");
+    assert!(!err.contains("DECOY"), "{err}");
+    let left: Vec<_> = fs::read_dir(cache.join("rootfs")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn zeros_tar(files: &[(&str, usize)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, len) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(T::Regular);
+        h.set_mode(0o644);
+        h.set_size(*len as u64);
+        h.set_cksum();
+        b.append(&h, io::repeat(0).take(*len as u64)).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+use std::io::Read as _;
+
+/// A .tar.zst of a few hundred bytes that unpacks to 24 MiB, against a 16 MiB limit: it
+/// stops with the numbers and leaves nothing.
+#[test]
+fn an_archive_bomb_stops_at_the_limit_with_the_numbers() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let tar = zeros_tar(&[("a", 12 << 20), ("b", 12 << 20)]);
+    let zst = compress(&tar, Compression::Zstd);
+    assert!(zst.len() < 4096, "{}", zst.len());
+    fs::write(site.path().join("bomb.tar.zst"), &zst).unwrap();
+    let limits = UnpackLimits {
+        max_bytes: 16 << 20,
+        ..UnpackLimits::default()
+    };
+    let err = resolve_with("bomb.tar.zst", site.path(), cache.path(), &limits)
+        .unwrap_err()
+        .to_string();
+    let want = format!(
+        "{}: entry \"b\": unpacking stopped, this entry's 12.0 MiB would pass the limit: 12.0 MiB (12582912 bytes) unpacked so far, ",
+        site.path().join("bomb.tar.zst").display()
+    );
+    assert!(err.starts_with(&want), "{err}\nwant {want}");
+    assert!(
+        err.contains(&format!(
+            " free at {} (keeping 512.0 MiB free), limit 16.0 MiB (16777216 bytes); ",
+            cache.path().join("rootfs").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("INSTALLER_UNPACK_LIMIT=SIZE"), "{err}");
+    let left: Vec<_> = fs::read_dir(cache.path().join("rootfs")).unwrap().collect();
+    assert!(left.is_empty(), "partial unpack left behind: {left:?}");
+}
+
+/// The free-space bound, made to bite on any disk by asking to keep more free than there is.
+#[test]
+fn an_unpack_that_would_fill_the_disk_stops_with_the_free_space() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    fs::write(
+        site.path().join("r.tar.gz"),
+        compress(&zeros_tar(&[("etc/a", 1000)]), Compression::Gzip),
+    )
+    .unwrap();
+    let limits = UnpackLimits {
+        keep_free: u64::MAX / 2,
+        ..UnpackLimits::default()
+    };
+    let err = resolve_with("r.tar.gz", site.path(), cache.path(), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "entry \"etc/a\": unpacking stopped, this entry's 1000 B would leave less than"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("0 B unpacked so far") && err.contains(" free at "),
+        "{err}"
+    );
+    assert!(
+        fs::read_dir(cache.path().join("rootfs"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn the_number_of_entries_is_bounded() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 0)).collect();
+    fs::write(site.path().join("r.tar"), zeros_tar(&files)).unwrap();
+    let limits = UnpackLimits {
+        max_entries: 10,
+        ..UnpackLimits::default()
+    };
+    let err = resolve_with("r.tar", site.path(), cache.path(), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("entry \"f10\": unpacking stopped, the archive has more than 10 entries"),
+        "{err}"
+    );
+}
+
+/// A GNU long name claiming 64 MiB (zeros, so the .tar.zst stays tiny): the tar reader
+/// would hold it all in memory; the unpack stops after 1 MiB of headers instead.
+#[test]
+fn an_oversized_long_name_header_is_refused_without_reading_it() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut tar = Vec::new();
+    let mut h = tar::Header::new_gnu();
+    h.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(T::GNULongName);
+    h.set_size(64 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.extend_from_slice(h.as_bytes());
+    tar.resize(tar.len() + (64 << 20), 0);
+    fs::write(
+        site.path().join("r.tar.zst"),
+        compress(&tar, Compression::Zstd),
+    )
+    .unwrap();
+    let err = resolve("r.tar.zst", site.path(), cache.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "more than 1.0 MiB of tar headers, long names or PAX records before one entry"
+        ) && err.contains("(at byte 1048576 of the tar stream)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_archive_is_an_error() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    fs::write(site.path().join("r.tar"), b"").unwrap();
+    let err = resolve("r.tar", site.path(), cache.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the archive holds no files or directories (at byte 0 of the tar stream)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_unpack_limit_comes_from_the_environment_when_set() {
+    // Not set in the test environment: the defaults.
+    if std::env::var_os(LIMIT_ENV).is_none() {
+        assert_eq!(UnpackLimits::from_env().unwrap(), UnpackLimits::default());
     }
 }
 
@@ -270,7 +509,35 @@ fn truncated_archive_is_an_error_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with(&format!("{}: ", site.path().join("r.tar.gz").display())),
+        err.starts_with(&format!("{}: ", site.path().join("r.tar.gz").display()))
+            && err.contains(" of the tar stream"),
+        "{err}"
+    );
+}
+
+/// A directory rootfs whose arch subtree is the report's link chain to a decoy: resolving
+/// and merging refuse it before anything is read from the decoy.
+#[test]
+fn a_directory_rootfs_link_chain_to_a_decoy_secret_is_refused() {
+    use std::os::unix::fs::symlink;
+    let top = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write(top.path(), "outside/bin/secretfile", b"DECOY-2b7e-SECRET");
+    let img = top.path().join("img");
+    write(&img, "etc/a", b"a");
+    fs::create_dir_all(img.join("a/b/c/d")).unwrap();
+    symlink("../../../..", img.join("a/b/c/d/up")).unwrap();
+    symlink("a/b/c/d/up/../outside", img.join("amd64")).unwrap();
+    let r = resolve(img.to_str().unwrap(), Path::new("/"), cache.path()).unwrap();
+    assert_eq!(r.arches(), ["amd64"]);
+    let err = check_templates(&r, &[]).unwrap_err().to_string();
+    assert!(
+        err.starts_with(r#"symlink "amd64" -> "a/b/c/d/up/../outside" leads outside the rootfs"#),
+        "{err}"
+    );
+    let err = r.merged("amd64", &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("leads outside the rootfs") && !err.contains("DECOY"),
         "{err}"
     );
 }

@@ -4,22 +4,28 @@
 
 use super::error::{Pos, TemplateError};
 use super::funcs;
+use super::limits::{self, MAX_TEXT, Meter};
 use super::parser::{Arg, Command, Node, Pipeline};
 use crate::env::Env;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// A value during evaluation.
+/// A value during evaluation. Strings and lists are shared, not copied, when a value is
+/// passed on (to a variable, a function, a range element), so only the text functions
+/// build is new memory, and that is what [`Meter`] counts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// The whole env (the top-level `.`).
     Env,
     /// A string.
-    Str(String),
+    Str(Arc<str>),
     /// An integer.
     Int(i64),
     /// A boolean.
     Bool(bool),
     /// A list.
-    List(Vec<Value>),
+    List(Arc<[Value]>),
     /// A key the env does not define.
     Missing(String),
 }
@@ -37,17 +43,28 @@ impl Value {
         }
     }
 
-    /// The value as text for comparisons (`Missing` is "").
-    pub fn text(&self) -> String {
+    /// The value as text for comparisons (`Missing` is ""). A list's text is as long as
+    /// [`limits::text_len`] says; callers that keep it check that first.
+    pub fn text(&self) -> Cow<'_, str> {
         match self {
-            Value::Str(s) => s.clone(),
-            Value::Int(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::List(l) => format!(
+            Value::Str(s) => Cow::Borrowed(s),
+            Value::Int(n) => Cow::Owned(n.to_string()),
+            Value::Bool(b) => Cow::Owned(b.to_string()),
+            Value::List(l) => Cow::Owned(format!(
                 "[{}]",
                 l.iter().map(Value::text).collect::<Vec<_>>().join(" ")
-            ),
-            Value::Env | Value::Missing(_) => String::new(),
+            )),
+            Value::Env | Value::Missing(_) => Cow::Borrowed(""),
+        }
+    }
+
+    /// The start of the value's text, for messages (a value may be megabytes long).
+    pub fn preview(&self) -> String {
+        const SHOWN: usize = 40;
+        let text = self.text();
+        match text.char_indices().nth(SHOWN) {
+            Some((end, _)) => format!("{:?}…", &text[..end]),
+            None => format!("{text:?}"),
         }
     }
 }
@@ -57,11 +74,11 @@ pub(super) struct Eval<'a> {
     pub env: &'a Env,
     pub out: String,
     vars: Vec<(String, Value)>,
-    steps: u64,
+    /// Env values already turned into shared strings, so a key read in a loop is copied once.
+    fields: HashMap<String, Arc<str>>,
+    /// Steps and text built so far (see [`limits`]).
+    meter: Meter,
 }
-
-/// Renders can loop over lists; a bound on work keeps a hostile template from running away.
-const MAX_STEPS: u64 = 10_000_000;
 
 impl<'a> Eval<'a> {
     pub fn new(name: &'a str, env: &'a Env) -> Eval<'a> {
@@ -70,7 +87,8 @@ impl<'a> Eval<'a> {
             env,
             out: String::new(),
             vars: Vec::new(),
-            steps: 0,
+            fields: HashMap::new(),
+            meter: Meter::default(),
         }
     }
 
@@ -81,20 +99,15 @@ impl<'a> Eval<'a> {
     pub fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
         let mark = self.vars.len();
         for node in nodes {
-            self.steps += 1;
-            if self.steps > MAX_STEPS {
-                return Err(self.err(
-                    Pos { line: 1, col: 1 },
-                    "template does too much work (over ten million steps)",
-                ));
-            }
+            self.meter
+                .steps(1)
+                .map_err(|m| self.err(Pos { line: 1, col: 1 }, m))?;
             match node {
-                Node::Text(t) => self.out.push_str(t),
+                Node::Text(t, pos) => self.emit(t, *pos)?,
                 Node::Print(p) => {
                     let v = self.pipeline(p, dot)?;
                     if p.decl.is_empty() {
-                        let text = self.printable(&v, p.pos)?;
-                        self.out.push_str(&text);
+                        self.print(&v, p.pos)?;
                     }
                 }
                 Node::If {
@@ -135,11 +148,11 @@ impl<'a> Eval<'a> {
                     let v = self.range_value(pipe, dot)?;
                     let items = match v {
                         Value::List(items) => items,
-                        Value::Missing(_) => Vec::new(),
+                        Value::Missing(_) => Arc::from(Vec::new()),
                         other => {
                             return Err(self.err(
                                 pipe.pos,
-                                format!("range needs a list, got {:?}; make one with `splitList \",\" .Key`", other.text()),
+                                format!("range needs a list, got {}; make one with `splitList \",\" .Key`", other.preview()),
                             ));
                         }
                     };
@@ -166,14 +179,37 @@ impl<'a> Eval<'a> {
         Ok(())
     }
 
-    fn printable(&self, v: &Value, pos: Pos) -> Result<String, TemplateError> {
+    /// Appends `text` to the output, unless that would pass [`MAX_TEXT`]. The output's
+    /// buffer grows by doubling but never past the limit, so it never holds more than
+    /// [`MAX_TEXT`] bytes of memory either.
+    fn emit(&mut self, text: &str, pos: Pos) -> Result<(), TemplateError> {
+        let size = self.out.len().saturating_add(text.len());
+        if size > MAX_TEXT {
+            return Err(self.err(pos, limits::output_too_big(size)));
+        }
+        if size > self.out.capacity() {
+            let target = size.max(self.out.capacity() * 2).min(MAX_TEXT);
+            self.out.reserve_exact(target - self.out.len());
+        }
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    /// Prints a value: its size is checked before a list's text is built.
+    fn print(&mut self, v: &Value, pos: Pos) -> Result<(), TemplateError> {
         match v {
             Value::Missing(key) => Err(self.err(
                 pos,
                 format!("undefined key {key:?}: define it in spec.env or the host's env, or write {{{{ or .{key} \"default\" }}}}"),
             )),
             Value::Env => Err(self.err(pos, "cannot print `.` (the whole env); print a key such as .HostIP")),
-            other => Ok(other.text()),
+            other => {
+                let size = self.out.len().saturating_add(limits::text_len(other));
+                if size > MAX_TEXT {
+                    return Err(self.err(pos, limits::output_too_big(size)));
+                }
+                self.emit(&other.text(), pos)
+            }
         }
     }
 
@@ -194,7 +230,7 @@ impl<'a> Eval<'a> {
             prev = Some(self.command(cmd, dot, prev)?);
         }
         // The parser never builds a pipeline without commands.
-        let v = prev.unwrap_or(Value::Str(String::new()));
+        let v = prev.unwrap_or(Value::Str(Arc::from("")));
         if let [name] = p.decl.as_slice() {
             // `$x = …` sets the innermost `$x` (the parser checked it exists); `$x := …`
             // declares a new one that shadows any outer `$x` until its block ends.
@@ -221,7 +257,8 @@ impl<'a> Eval<'a> {
             if let Some(v) = piped {
                 args.push((v, *pos));
             }
-            return funcs::call(name, &args).map_err(|(p, m)| self.err(p.unwrap_or(*pos), m));
+            return funcs::call(name, &args, &mut self.meter)
+                .map_err(|(p, m)| self.err(p.unwrap_or(*pos), m));
         }
         if cmd.args.len() > 1 {
             return Err(self.err(
@@ -238,7 +275,7 @@ impl<'a> Eval<'a> {
     fn arg(&mut self, a: &Arg, pos: Pos, dot: &Value) -> Result<Value, TemplateError> {
         Ok(match a {
             Arg::Dot => dot.clone(),
-            Arg::Field(key) => self.field(key),
+            Arg::Field(key) => self.field(key, pos)?,
             Arg::Var(name) if name.is_empty() => Value::Env,
             Arg::Var(name) => match self.vars.iter().rev().find(|(n, _)| n == name) {
                 Some((_, v)) => v.clone(),
@@ -247,19 +284,26 @@ impl<'a> Eval<'a> {
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(n) => Value::Int(*n),
             Arg::Bool(b) => Value::Bool(*b),
-            Arg::Func(name) => {
-                funcs::call(name, &[]).map_err(|(p, m)| self.err(p.unwrap_or(pos), m))?
-            }
+            Arg::Func(name) => funcs::call(name, &[], &mut self.meter)
+                .map_err(|(p, m)| self.err(p.unwrap_or(pos), m))?,
             Arg::Sub(p) => self.pipeline(p, dot)?,
         })
     }
 
     /// `.Key` names the env everywhere, also inside with/range where `.` is a value: env
     /// values are strings and have no fields of their own (the parser refuses `.A.B`).
-    fn field(&self, key: &str) -> Value {
-        self.env
-            .get(key)
-            .map(|v| Value::Str(v.clone()))
-            .unwrap_or_else(|| Value::Missing(key.to_string()))
+    fn field(&mut self, key: &str, pos: Pos) -> Result<Value, TemplateError> {
+        if let Some(v) = self.fields.get(key) {
+            return Ok(Value::Str(v.clone()));
+        }
+        let Some(v) = self.env.get(key) else {
+            return Ok(Value::Missing(key.to_string()));
+        };
+        self.meter
+            .build(&format!("reading .{key}"), v.len())
+            .map_err(|m| self.err(pos, m))?;
+        let shared: Arc<str> = Arc::from(v.as_str());
+        self.fields.insert(key.to_string(), shared.clone());
+        Ok(Value::Str(shared))
     }
 }

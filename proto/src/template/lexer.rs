@@ -6,8 +6,8 @@ use super::error::{Pos, TemplateError};
 /// A piece of the template.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Piece {
-    /// Literal text, already trimmed by neighbouring `{{-` / `-}}`.
-    Text(String),
+    /// Literal text, already trimmed by neighbouring `{{-` / `-}}`, and where it starts.
+    Text(String, Pos),
     /// The tokens of one `{{ … }}` and where its `{{` is (comments are dropped).
     Action(Vec<(Tok, Pos)>, Pos),
 }
@@ -122,9 +122,13 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
     };
     let mut pieces = Vec::new();
     let mut text = String::new();
+    let mut text_pos = cur.pos();
     let mut trim_next_text = false;
     while let Some(c) = cur.peek(0) {
         if !cur.starts("{{") {
+            if text.is_empty() {
+                text_pos = cur.pos();
+            }
             cur.bump();
             text.push(c);
             continue;
@@ -139,6 +143,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
         push_text(
             &mut pieces,
             std::mem::take(&mut text),
+            text_pos,
             trim_next_text,
             trim_left,
         );
@@ -148,20 +153,36 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
             pieces.push(Piece::Action(toks, open));
         }
     }
-    push_text(&mut pieces, text, trim_next_text, false);
+    push_text(&mut pieces, text, text_pos, trim_next_text, false);
     Ok(pieces)
 }
 
-fn push_text(pieces: &mut Vec<Piece>, text: String, trim_start: bool, trim_end: bool) {
+/// Adds a text piece that started at `pos`, trimmed as the markers around it say.
+fn push_text(
+    pieces: &mut Vec<Piece>,
+    text: String,
+    mut pos: Pos,
+    trim_start: bool,
+    trim_end: bool,
+) {
     let mut t = text.as_str();
     if trim_start {
         t = t.trim_start_matches(is_trim_space);
+        // The piece starts after what was trimmed.
+        for c in text[..text.len() - t.len()].chars() {
+            if c == '\n' {
+                pos.line += 1;
+                pos.col = 1;
+            } else {
+                pos.col += 1;
+            }
+        }
     }
     if trim_end {
         t = t.trim_end_matches(is_trim_space);
     }
     if !t.is_empty() {
-        pieces.push(Piece::Text(t.to_string()));
+        pieces.push(Piece::Text(t.to_string(), pos));
     }
 }
 

@@ -12,17 +12,25 @@
 //! `if`/`else if`/`else`/`end`, `with`/`else`, `range` (over `splitList`), `{{-`/`-}}`,
 //! `{{/* comments */}}`; the functions in [`funcs::NAMES`]. `define`, `template` and
 //! `block` are refused with a message.
+//!
+//! A render is bounded (see `limits`): at most [`MAX_TEXT`] of output and of any one
+//! string it builds, [`MAX_BUILT`] built in all, [`MAX_STEPS`] steps (reading long
+//! strings costs steps too). Sizes are computed before text is built, so a template that
+//! squares a string or repeats a long text in a range fails with `file:line:col` instead of
+//! taking the host's memory.
 
 mod error;
 mod eval;
 mod funcs;
 mod lexer;
+mod limits;
 mod parser;
 
 use crate::env::Env;
 
 pub use error::TemplateError;
 pub use funcs::NAMES as FUNCTIONS;
+pub use limits::{MAX_BUILT, MAX_STEPS, MAX_TEXT};
 
 /// A parsed template.
 #[derive(Debug, Clone)]

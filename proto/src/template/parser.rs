@@ -9,6 +9,7 @@
 use super::error::{Pos, TemplateError};
 use super::funcs;
 use super::lexer::{Piece, Tok};
+use std::sync::Arc;
 
 /// How deep blocks and parentheses may nest. Real templates use two or three levels.
 const MAX_DEPTH: usize = 50;
@@ -22,8 +23,8 @@ pub enum Arg {
     Field(String),
     /// `$x`; `$` alone (the empty name) is the whole env.
     Var(String),
-    /// A string.
-    Str(String),
+    /// A string, shared with every value made from it.
+    Str(Arc<str>),
     /// An integer.
     Int(i64),
     /// `true` / `false`.
@@ -57,8 +58,8 @@ pub struct Pipeline {
 /// A node of the tree.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
-    /// Literal text.
-    Text(String),
+    /// Literal text, and where it starts (for an output that grows too large).
+    Text(String, Pos),
     /// `{{ pipeline }}`: printed unless it declares or assigns a variable.
     Print(Pipeline),
     /// `if`/`else if`/`else`.
@@ -142,8 +143,8 @@ impl Parser<'_> {
                 break Stop::Eof;
             };
             let (toks, open) = match piece {
-                Piece::Text(t) => {
-                    nodes.push(Node::Text(t));
+                Piece::Text(t, pos) => {
+                    nodes.push(Node::Text(t, pos));
                     continue;
                 }
                 Piece::Action(toks, open) => (toks, open),
@@ -358,7 +359,7 @@ impl Parser<'_> {
                     }
                     Arg::Var(v.clone())
                 }
-                Tok::Str(s) => Arg::Str(s.clone()),
+                Tok::Str(s) => Arg::Str(Arc::from(s.as_str())),
                 Tok::Int(n) => Arg::Int(*n),
                 Tok::Ident(w) if w == "true" || w == "false" => Arg::Bool(w == "true"),
                 Tok::Ident(w) if ["if", "else", "end", "range", "with"].contains(&w.as_str()) => {

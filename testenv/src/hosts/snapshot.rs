@@ -354,6 +354,81 @@ mod tests {
         assert_eq!(snap[Path::new("/etc")].sha256, None);
     }
 
+    /// Whether `find ROOTS ( -path PATTERN ... ) -prune` leaves `path` out: a pattern
+    /// matches it or one of its parents. `*` matches anything, `/` included (find's
+    /// `-path` is fnmatch without FNM_PATHNAME); the patterns use no other wildcard.
+    fn excluded(path: &str) -> bool {
+        fn matches(pattern: &[u8], text: &[u8]) -> bool {
+            match pattern.split_first() {
+                None => text.is_empty(),
+                Some((b'*', rest)) => (0..=text.len()).any(|i| matches(rest, &text[i..])),
+                Some((c, rest)) => text
+                    .split_first()
+                    .is_some_and(|(t, tail)| t == c && matches(rest, tail)),
+            }
+        }
+        let mut p = Path::new(path);
+        loop {
+            let text = p.as_os_str().as_bytes();
+            if EXCLUDES
+                .iter()
+                .any(|(pattern, _)| matches(pattern.as_bytes(), text))
+            {
+                return true;
+            }
+            match p.parent() {
+                Some(parent) if parent != Path::new("/") => p = parent,
+                _ => return false,
+            }
+        }
+    }
+
+    fn covered(path: &str) -> bool {
+        ROOTS.iter().any(|root| Path::new(path).starts_with(root)) && !excluded(path)
+    }
+
+    #[test]
+    fn snapshots_see_everything_apply_and_its_scripts_write() {
+        // What the agent, the fixture rootfs scripts (with and without clean scripts), the
+        // daemons they start and users' hooks write on a host. None may be left out.
+        for path in [
+            "/usr/local/bin/kubelet",
+            "/usr/bin/kubelet",
+            "/etc/systemd/system/multi-user.target.wants/containerd.service",
+            "/etc/cni/net.d",
+            "/etc/sysctl.conf",
+            "/opt/containerd/bin",
+            "/opt/fixture-daemon/plugins/registered",
+            "/var/lib/containerd",
+            "/var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db",
+            "/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256/00",
+            "/var/lib/docker/image",
+            "/var/lib/kubelet",
+            "/var/lib/fixture-daemon/data/last-shutdown",
+            "/var/lib/rootfs-scripts/kube.list",
+            "/var/lib/sealer/data/c/rootfs/bin/kubelet",
+            "/root/.installer/agent/installer-agent-x86_64",
+            "/root/.kube/config",
+            "/home/ops/.installer/agent/installer-agent-x86_64",
+            // A rootfs's persistent timer, a daemon's crash dump, a script's apt-get update:
+            // each would be apply's doing, so none is excluded any more.
+            "/var/lib/systemd/timers/stamp-fixture.timer",
+            "/var/lib/systemd/coredump/core.fixture-daemon.0",
+            "/var/lib/apt/lists/deb.debian.org_dists_bookworm_InRelease",
+            "/var/lib/sudo",
+            "/var/lib/sudo/lectured",
+        ] {
+            assert!(covered(path), "{path} is not in snapshots");
+        }
+        // Machine churn that stays out.
+        for path in [
+            "/var/lib/systemd/random-seed",
+            "/var/lib/sudo/lectured/opspw",
+        ] {
+            assert!(excluded(path), "{path} is in snapshots");
+        }
+    }
+
     #[test]
     fn truncated_listing_is_an_error() {
         let err = parse_listing(b"d\x00755\x000\x00", &BTreeMap::new()).unwrap_err();

@@ -151,3 +151,14 @@ fn an_empty_record_calls_nothing() {
     assert_eq!(reports, vec![]);
     assert_eq!(sd.calls(), vec![]);
 }
+
+#[test]
+fn a_unit_the_step_enabled_is_stopped_when_it_runs() {
+    // The step's after-snapshot caught it still starting: recorded enabled, not started.
+    let sd = RecordingFake::with_state(state(&["d.service"], &["d.service"]));
+    let mut c = changes(&[("d.service", rec("init-kube", false, true))]);
+    let reports = undo_all(&mut c, &sd);
+    assert_eq!(reports, vec![undone("d.service", "init-kube")]);
+    assert!(sd.calls().contains(&Call::Stop("d.service".into())));
+    assert_eq!(sd.current(), state(&[], &[]));
+}

@@ -213,3 +213,44 @@ fn shallow_dirs_are_one_entry_and_their_removal_is_not_restorable() {
     assert_eq!(h.paths(), ["/var/lib/big"]);
     assert!(!h.changes.entries["/var/lib/big"].restorable());
 }
+
+#[test]
+fn new_dirs_not_walked_are_recursive_even_when_shallow_or_a_missing_tree() {
+    let mut h = Host::new();
+    let original = tree(h.d());
+    h.step("a", |d| {
+        put(d, "/var/lib/containerd/io.containerd.content.v1/blob", "b");
+        // Shallow inside a copy tree: not walked, so one recursive entry too.
+        put(d, "/etc/cache/x", "x");
+        put(d, "/srv/www/index.html", "hi");
+    });
+    assert_eq!(h.paths(), ["/etc/cache", "/srv", "/var/lib/containerd"]);
+    for p in h.paths() {
+        assert!(
+            matches!(
+                &h.changes.entries[p],
+                Change::Created {
+                    recursive: true,
+                    ..
+                }
+            ),
+            "{p}"
+        );
+    }
+    let reports = h.undo(false);
+    assert!(
+        kept(&reports).is_empty() && failures(&reports).is_empty(),
+        "{reports:?}"
+    );
+    assert_same_tree(&original, &tree(h.d()));
+}
+
+#[test]
+fn a_recursive_dir_removed_by_a_later_step_leaves_nothing() {
+    let mut h = Host::new();
+    h.step("a", |d| put(d, "/opt/app/bin/app", "x"));
+    assert_eq!(h.paths(), ["/opt/app"]);
+    // The later step walks /opt/app (it existed before it) and sees all of it go.
+    h.step("b", |d| fs::remove_dir_all(at(d, "/opt/app")).unwrap());
+    assert!(h.changes.is_empty(), "{:?}", h.changes);
+}

@@ -84,7 +84,9 @@ pub(super) fn read(root: &Path, host: &str) -> String {
 
 pub(super) fn test_config() -> WatchConfig {
     WatchConfig {
+        // /srv does not exist until a step creates it.
         trees: vec![
+            "/srv".into(),
             "/etc".into(),
             "/usr".into(),
             "/opt".into(),
@@ -93,7 +95,11 @@ pub(super) fn test_config() -> WatchConfig {
         copy_trees: vec!["/etc".into(), "/usr/lib/systemd/system".into()],
         copy_file_max: 1024,
         copy_total_max: 1024 * 1024,
-        shallow: vec!["/var/lib/big".into()],
+        shallow: vec![
+            "/var/lib/big".into(),
+            "/var/lib/containerd".into(),
+            "/etc/cache".into(),
+        ],
         exclude: vec!["/var/lib/churn".into()],
     }
 }

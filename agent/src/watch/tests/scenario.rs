@@ -294,3 +294,24 @@ fn kind_changes_and_link_retargets_are_undone() {
     );
     assert_same_tree(&original, &tree(h.d()));
 }
+
+#[test]
+fn an_empty_shallow_directory_is_watched_and_emptied_again() {
+    let mut h = Host::new();
+    // A runtime's data directory (a volume, say) that exists, empty, before apply.
+    fs::create_dir_all(at(h.d(), "/var/lib/containerd")).unwrap();
+    let original = tree(h.d());
+    h.step("init-container-runtime", |d| {
+        put(d, "/var/lib/containerd/io.containerd.content.v1/blob", "b");
+        put(d, "/var/lib/containerd/meta.db", "m");
+    });
+    assert!(
+        h.paths()
+            .iter()
+            .any(|p| p.starts_with("/var/lib/containerd/")),
+        "{:?}",
+        h.paths()
+    );
+    h.undo(false);
+    assert_same_tree(&original, &tree(h.d()));
+}

@@ -2,13 +2,23 @@
 //! hash. The controller computes it from the merged tree it is about to ship; the agent
 //! verifies received content against it and answers which files it still lacks. Diffing two
 //! manifests happens here and nowhere else.
+//!
+//! What a path may be is in [`paths`]; where a link leads is worked out by [`links`], which
+//! resolves it component by component against the tree, so [`Manifest::validate`] refuses
+//! a link that leaves the tree through other links, whatever its text.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Component, Path};
+use std::path::Path;
+
+pub mod links;
+pub mod paths;
+
+pub use links::{DirTree, LinkError, Lookup, Node, Resolved};
+pub use paths::{check_rel_path, join_rel, quote};
 
 /// One path of a tree, relative to the tree's root, `/`-separated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,14 +94,26 @@ pub enum ManifestError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A symlink points outside the tree.
-    #[error("{path}: symlink target {target:?} leaves the rootfs; use a relative target inside it")]
-    SymlinkEscapes {
-        /// The link.
+    /// A path holds a control character (a newline, an escape sequence, …).
+    #[error(
+        "{path:?}: contains the control character U+{:04X}; rename it (names with control characters are refused)",
+        *ch as u32
+    )]
+    ControlChar {
+        /// The offending path.
         path: String,
-        /// Its target.
-        target: String,
+        /// The first control character in it.
+        ch: char,
     },
+    /// A file name read from disk is not UTF-8.
+    #[error("{path}: the name is not valid UTF-8; rename it")]
+    NotUtf8 {
+        /// The path, quoted, with the bytes that are not UTF-8 as `\xNN`.
+        path: String,
+    },
+    /// A symlink does not resolve inside the tree (boxed: it carries the whole chain).
+    #[error(transparent)]
+    Link(Box<LinkError>),
     /// A file type that cannot be shipped (device, socket, fifo).
     #[error("{path}: {what} cannot be part of a rootfs; remove it")]
     Unsupported {
@@ -114,56 +136,10 @@ pub enum ManifestError {
     },
 }
 
-/// Checks that `path` is a clean relative path: not empty, not absolute, no `.`/`..`
-/// components, no empty components, no NUL. This is what keeps a received tree inside its
-/// target directory.
-pub fn check_rel_path(path: &str) -> Result<(), ManifestError> {
-    let bad = |reason| {
-        Err(ManifestError::BadPath {
-            path: path.to_string(),
-            reason,
-        })
-    };
-    if path.is_empty() {
-        return bad("empty path");
+impl From<LinkError> for ManifestError {
+    fn from(e: LinkError) -> Self {
+        ManifestError::Link(Box::new(e))
     }
-    if path.starts_with('/') {
-        return bad("absolute path; paths must be relative to the rootfs");
-    }
-    if path.contains('\0') {
-        return bad("contains a NUL byte");
-    }
-    for part in path.split('/') {
-        match part {
-            "" => return bad("empty path component (`//` or a trailing `/`)"),
-            "." | ".." => return bad("`.` or `..` component; paths must stay inside the rootfs"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Whether a symlink at `link_path` with `target` stays inside the tree, judged lexically
-/// (the agent additionally never follows links while writing).
-pub fn symlink_stays_inside(link_path: &str, target: &str) -> bool {
-    if target.starts_with('/') || target.is_empty() {
-        return false;
-    }
-    // Depth of the directory holding the link.
-    let mut depth: i64 = link_path.split('/').count() as i64 - 1;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            _ => depth += 1,
-        }
-    }
-    true
 }
 
 /// Lowercase hex SHA-256 of everything `reader` yields.
@@ -242,14 +218,8 @@ impl Manifest {
                 EntryKind::Dir => {
                     dirs.insert(entry.path.as_str());
                 }
-                EntryKind::Symlink { target } => {
-                    if !symlink_stays_inside(&entry.path, target) {
-                        return Err(ManifestError::SymlinkEscapes {
-                            path: entry.path.clone(),
-                            target: target.clone(),
-                        });
-                    }
-                }
+                // Resolved below, once every entry a link may lead through is known.
+                EntryKind::Symlink { .. } => {}
                 EntryKind::File { sha256, .. } => {
                     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return Err(ManifestError::BadPath {
@@ -258,6 +228,14 @@ impl Manifest {
                         });
                     }
                 }
+            }
+        }
+        // What the agent places is exactly this tree, so resolving each link against it is
+        // resolving it against the host's copy: a link that leaves it is refused, however
+        // harmless its text looks.
+        for entry in &self.entries {
+            if let EntryKind::Symlink { target } = &entry.kind {
+                links::resolve(self, &entry.path, target)?;
             }
         }
         Ok(())
@@ -341,6 +319,18 @@ impl Manifest {
     }
 }
 
+/// A manifest is the tree an agent builds; links are resolved against its entries.
+impl Lookup for Manifest {
+    fn node(&self, path: &str) -> io::Result<Node> {
+        Ok(match self.get(path).map(|e| &e.kind) {
+            None => Node::Missing,
+            Some(EntryKind::Dir) => Node::Dir,
+            Some(EntryKind::File { .. }) => Node::File,
+            Some(EntryKind::Symlink { target }) => Node::Link(target.clone()),
+        })
+    }
+}
+
 /// The regular files of `want` whose content `have` lacks: not present at that path with
 /// the same hash. `have` maps path → sha256 of what the receiving side already holds.
 pub fn missing_files<'a>(want: &'a Manifest, have: &BTreeMap<String, String>) -> Vec<&'a Entry> {
@@ -361,12 +351,7 @@ fn scan_dir(dir: &Path, rel: &str, out: &mut Vec<Entry>) -> Result<(), ManifestE
     }
     names.sort();
     for name in names {
-        let Some(name_str) = name.to_str() else {
-            return Err(ManifestError::BadPath {
-                path: dir.join(&name).display().to_string(),
-                reason: "file name is not valid UTF-8",
-            });
-        };
+        let name_str = paths::name_str(dir, &name)?;
         let abs = dir.join(&name);
         let path = if rel.is_empty() {
             name_str.to_string()
@@ -388,6 +373,7 @@ fn scan_dir(dir: &Path, rel: &str, out: &mut Vec<Entry>) -> Result<(), ManifestE
 /// following a symlink at `abs`.
 pub fn entry_for(abs: &Path, path: String) -> Result<Entry, ManifestError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    check_rel_path(&path)?;
     let io_err = |source| ManifestError::Io {
         path: abs.display().to_string(),
         source,
@@ -411,9 +397,7 @@ pub fn entry_for(abs: &Path, path: String) -> Result<Entry, ManifestError> {
                 reason: "symlink target is not valid UTF-8",
             })?
             .to_string();
-        if !symlink_stays_inside(&path, &target) {
-            return Err(ManifestError::SymlinkEscapes { path, target });
-        }
+        // Where it leads is judged against the whole tree (see `Manifest::validate`).
         EntryKind::Symlink { target }
     } else {
         let what = if ft.is_block_device() || ft.is_char_device() {
@@ -428,55 +412,10 @@ pub fn entry_for(abs: &Path, path: String) -> Result<Entry, ManifestError> {
     Ok(Entry { path, mode, kind })
 }
 
-/// Joins a checked relative path onto a root without ever producing a path outside it.
-pub fn join_rel(root: &Path, rel: &str) -> Result<std::path::PathBuf, ManifestError> {
-    check_rel_path(rel)?;
-    let joined = root.join(rel);
-    // check_rel_path already excluded `..`; this guards against platform surprises.
-    if joined
-        .components()
-        .any(|c| matches!(c, Component::ParentDir))
-    {
-        return Err(ManifestError::BadPath {
-            path: rel.to_string(),
-            reason: "`..` component; paths must stay inside the rootfs",
-        });
-    }
-    Ok(joined)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
-
-    #[test]
-    fn rel_paths_are_checked() {
-        for ok in ["a", "a/b", "etc/x.tmpl", "..a", "a..b"] {
-            check_rel_path(ok).unwrap();
-        }
-        for (bad, needle) in [
-            ("", "empty"),
-            ("/etc/passwd", "absolute"),
-            ("../x", "`..`"),
-            ("a/../../x", "`..`"),
-            ("a//b", "empty path component"),
-            ("a/", "empty path component"),
-            ("./a", "`.`"),
-        ] {
-            let err = check_rel_path(bad).unwrap_err().to_string();
-            assert!(err.contains(needle), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn symlink_escape_is_lexical() {
-        assert!(symlink_stays_inside("bin/kubectl", "../cri/kubectl"));
-        assert!(symlink_stays_inside("bin/a", "b"));
-        assert!(!symlink_stays_inside("bin/a", "../../etc/shadow"));
-        assert!(!symlink_stays_inside("a", "/etc/shadow"));
-        assert!(!symlink_stays_inside("a", ".."));
-    }
 
     #[test]
     fn scan_lists_everything_sorted_with_hashes_and_modes() {
@@ -524,7 +463,111 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         symlink("/etc/shadow", dir.path().join("evil")).unwrap();
         let err = Manifest::scan(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("leaves the rootfs"), "{err}");
+        assert!(err.contains("leads outside the rootfs"), "{err}");
+    }
+
+    #[test]
+    fn scan_refuses_a_chain_of_links_that_leaves_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        symlink("../..", dir.path().join("a/b/up")).unwrap();
+        symlink("a/b/up/../etc/shadow", dir.path().join("shadow")).unwrap();
+        let err = Manifest::scan(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(r#"symlink "shadow" -> "a/b/up/../etc/shadow" leads outside"#),
+            "{err}"
+        );
+    }
+
+    fn dir(p: &str) -> Entry {
+        Entry {
+            path: p.into(),
+            mode: 0o755,
+            kind: EntryKind::Dir,
+        }
+    }
+
+    fn link(p: &str, target: &str) -> Entry {
+        Entry {
+            path: p.into(),
+            mode: 0o777,
+            kind: EntryKind::Symlink {
+                target: target.into(),
+            },
+        }
+    }
+
+    /// What an agent receives is checked by where its links lead in the tree it will
+    /// build, not by their text: the chain from the report places a link that, on the host,
+    /// resolves to `/etc/shadow` from `<dataRoot>/<cluster>/rootfs`.
+    #[test]
+    fn validate_resolves_links_through_the_tree() {
+        let chain = Manifest {
+            entries: vec![
+                dir("a"),
+                dir("a/b"),
+                dir("a/b/c"),
+                dir("a/b/c/d"),
+                link("a/b/c/d/up", "../../../.."),
+                dir("etc"),
+                link("etc/shadow", "../a/b/c/d/up/../../../../etc/shadow"),
+            ],
+        };
+        let err = chain.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"symlink "etc/shadow" -> "../a/b/c/d/up/../../../../etc/shadow" leads outside the rootfs (to "<rootfs>/../../../../etc/shadow", via "a/b/c/d/up" -> "../../../.."); every link must resolve to a path inside the rootfs"#
+        );
+        // Forward references are fine: the link is resolved against the whole manifest.
+        let fine = Manifest::from_entries(vec![
+            link("bin", "opt/bin"),
+            dir("opt"),
+            dir("opt/bin"),
+            link("x", "bin/../opt"),
+        ]);
+        assert!(fine.is_ok(), "{fine:?}");
+        let looped = Manifest::from_entries(vec![link("a", "b"), link("b", "a/x")]);
+        assert!(
+            looped
+                .unwrap_err()
+                .to_string()
+                .contains("more than 40 links followed"),
+        );
+    }
+
+    #[test]
+    fn validate_refuses_control_characters_in_names_and_targets() {
+        let file = |p: &str| Entry {
+            path: p.into(),
+            mode: 0o755,
+            kind: EntryKind::File {
+                size: 0,
+                sha256: "0".repeat(64),
+            },
+        };
+        let m = Manifest {
+            entries: vec![dir("bin"), file("bin/evil\nname")],
+        };
+        assert_eq!(
+            m.validate().unwrap_err().to_string(),
+            r#""bin/evil\nname": contains the control character U+000A; rename it (names with control characters are refused)"#
+        );
+        let m = Manifest {
+            entries: vec![link("l", "a\u{1b}[2Jb")],
+        };
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains("U+001B") && !err.contains('\u{1b}'), "{err}");
+    }
+
+    #[test]
+    fn scan_refuses_a_file_named_with_a_newline() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("evil\nname"), b"x").unwrap();
+        let err = Manifest::scan(d.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(r#""evil\nname": contains the control character U+000A"#),
+            "{err}"
+        );
     }
 
     #[test]
