@@ -268,13 +268,15 @@ fn a_swapped_upload_never_runs_as_root() {
     // Root runs the launcher the controller sends; between the upload and that moment the
     // file is the login user's. The launcher runs root's verified copy, never the upload…
     let launch = |args: &[&str]| {
+        // `--` ends su's options: what follows the user goes to the shell.
         let mut argv = vec![
             "su",
             "-s",
             "/bin/sh",
-            "ops",
             "-c",
             "exec sudo -n /bin/sh -c \"$0\" launch \"$@\"",
+            "--",
+            "ops",
             installer::apply::start_agent::LAUNCH,
             upload.as_str(),
             real_sha.as_str(),

@@ -67,6 +67,9 @@ pub enum PlanError {
     /// An env key that is not a shell identifier.
     #[error("env key {0:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]*")]
     BadEnvKey(String),
+    /// An env value no process environment can carry.
+    #[error("the value of env key {0:?} holds a NUL byte, which no script environment can carry")]
+    BadEnvValue(String),
     /// A hosts entry that would break `/etc/hosts`.
     #[error(
         "/etc/hosts entry {0:?} is invalid: an IP address and host names without spaces, '#' or newlines"
@@ -366,6 +369,13 @@ impl Plan {
         if let Some(key) = self.env.keys().find(|k| !crate::env::is_valid_key(k)) {
             return Err(PlanError::BadEnvKey(key.clone()));
         }
+        if let Some((key, _)) = self
+            .env
+            .iter()
+            .find(|(k, v)| crate::env::check_value(k, v).is_err())
+        {
+            return Err(PlanError::BadEnvValue(key.clone()));
+        }
         for entry in &self.hosts_entries {
             entry.check()?;
         }
@@ -445,5 +455,35 @@ mod tests {
             Some(HookPhase::PostCleanHost)
         );
         assert_eq!(HookPhase::parse("post-install"), None);
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_in_an_env_value_fails_the_plan() {
+        let mut plan = Plan {
+            cluster: "c".into(),
+            data_root: DEFAULT_DATA_ROOT.into(),
+            host_ip: "10.0.0.1".into(),
+            roles: vec!["master".into()],
+            registry: RegistryPlan {
+                domain: "sea.hub".into(),
+                port: 5000,
+                deploy: false,
+            },
+            env: Env::new(),
+            hosts_entries: Vec::new(),
+            plugins: Vec::new(),
+            manifest: Manifest::default(),
+            timeouts: Timeouts::default(),
+            watch: Default::default(),
+        };
+        plan.env.insert("A".into(), "ok".into());
+        assert_eq!(plan.validate(), Ok(()));
+        plan.env.insert("B".into(), "x\0y".into());
+        assert_eq!(plan.validate(), Err(PlanError::BadEnvValue("B".into())));
     }
 }
