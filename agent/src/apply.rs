@@ -80,6 +80,8 @@ pub struct Apply {
     dry_run: bool,
     need: Need,
     journal: Option<Journal>,
+    /// The last watched step's after-state, while no other step has run since.
+    carry: Option<crate::steps::watched::Carry>,
     _lock: Option<HostLock>,
 }
 
@@ -163,6 +165,7 @@ impl Apply {
             dry_run,
             need: Need::default(),
             journal,
+            carry: None,
             _lock: lock,
         };
         apply.need = apply.compute_need();
@@ -320,12 +323,17 @@ impl Apply {
                 reason,
             });
             let started = Instant::now();
+            if !step.is_watched() {
+                // It changes watched trees itself: the next watched step walks afresh.
+                self.carry = None;
+            }
             let mut ctx = Ctx {
                 root: &self.root,
                 plan: &self.plan,
                 paths: &self.paths,
                 journal,
                 sink,
+                carry: &mut self.carry,
             };
             let result = step.run(&mut ctx);
             let journal = ctx.journal;

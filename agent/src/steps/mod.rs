@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub journal: &'a mut Journal,
     /// Where events go.
     pub sink: &'a dyn Sink,
+    /// The previous watched step's after-state, when it ran right before this step.
+    pub carry: &'a mut Option<watched::Carry>,
 }
 
 /// What a finished step wrote.
@@ -401,6 +403,14 @@ impl Step {
                 watched::drift(root, journal, &self.id)
             }
         }
+    }
+
+    /// Whether the step runs the rootfs's own code, watched by [`watched::run`].
+    pub fn is_watched(&self) -> bool {
+        matches!(
+            self.action,
+            Action::Script { .. } | Action::Plugin { .. } | Action::Registry { .. }
+        )
     }
 
     /// Runs the step.

@@ -16,6 +16,14 @@ use installer_proto::event::Event;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+/// What a watched step hands the next one when nothing runs between them: its watcher (the
+/// store stays open) and its after-state, which is the next step's before-state.
+pub struct Carry {
+    watcher: Watcher,
+    files: Snapshot,
+    units: crate::units::UnitState,
+}
+
 /// Where a running step's before-snapshot waits.
 fn pending_path(paths: &ClusterPaths) -> PathBuf {
     paths.state.join("watch-before")
@@ -44,9 +52,23 @@ pub fn run(
         })
     };
     let sd = units::for_host(ctx.root);
-    let units_before = sd.state();
-    let mut files = match watcher(ctx.root, ctx.paths, &ctx.plan.watch).and_then(|mut w| {
-        let before = w.before()?;
+    // A watched step right after another starts from that step's after-state.
+    let (units_before, started) = match ctx.carry.take() {
+        Some(Carry {
+            mut watcher,
+            files,
+            units,
+        }) => (
+            Ok(units),
+            watcher.before_from(files).map(|before| (watcher, before)),
+        ),
+        None => (
+            sd.state(),
+            watcher(ctx.root, ctx.paths, &ctx.plan.watch)
+                .and_then(|mut w| w.before().map(|before| (w, before))),
+        ),
+    };
+    let mut files = match started.and_then(|(w, before)| {
         before.save(&pending_path(ctx.paths))?;
         Ok((w, before))
     }) {
@@ -66,13 +88,23 @@ pub fn run(
         files = None;
     }
     let result = f(ctx);
+    let mut after_files = None;
     if let Some((mut w, before)) = files {
-        if let Err(e) = record_files(ctx.journal, &mut w, &before, step, ctx.sink) {
-            warn(ctx, format!("recording what it changed: {e}"));
+        match record_files(ctx.journal, &mut w, &before, step, ctx.sink) {
+            Ok(after) => after_files = Some((w, after)),
+            Err(e) => warn(ctx, format!("recording what it changed: {e}")),
         }
         let _ = std::fs::remove_file(pending_path(ctx.paths));
     }
-    match (units_before, sd.state()) {
+    let units_after = sd.state();
+    if let (Some((watcher, files)), Ok(units)) = (after_files, &units_after) {
+        *ctx.carry = Some(Carry {
+            watcher,
+            files,
+            units: units.clone(),
+        });
+    }
+    match (units_before, units_after) {
         (Ok(before), Ok(mut after)) => {
             after.active.retain(|u| !on_demand(u));
             if let Err(e) = ctx
@@ -93,10 +125,10 @@ fn record_files(
     before: &Snapshot,
     step: &str,
     sink: &dyn crate::sink::Sink,
-) -> Result<(), String> {
+) -> Result<Snapshot, String> {
     let mut changes = journal.record.watch.clone();
-    let summary = w
-        .after(before, step, &mut changes)
+    let (summary, after) = w
+        .after_keep(before, step, &mut changes)
         .map_err(|e| e.to_string())?;
     journal
         .update(|r| {
@@ -117,7 +149,7 @@ fn record_files(
             ),
         });
     }
-    Ok(())
+    Ok(after)
 }
 
 /// After a crash: records what the step that was running did, from its saved
@@ -130,7 +162,7 @@ pub fn recover(root: &HostRoot, paths: &ClusterPaths, journal: &mut Journal) -> 
             // The settings of the step that was running (recorded when it began).
             let cfg = journal.record.watch_config.clone().unwrap_or_default();
             let mut w = watcher(root, paths, &cfg).map_err(|e| e.to_string())?;
-            record_files(journal, &mut w, &before, &step, &crate::sink::NullSink)
+            record_files(journal, &mut w, &before, &step, &crate::sink::NullSink).map(|_| ())
         });
     let _ = journal.update(|r| r.watch_pending = None);
     let _ = std::fs::remove_file(pending_path(paths));

@@ -127,6 +127,14 @@ impl Watcher {
         Ok(snap)
     }
 
+    /// The before-snapshot of a step that follows a watched step directly (nothing changed
+    /// the host in between): that step's after-snapshot, with the store refreshed from it —
+    /// one walk a step instead of two.
+    pub fn before_from(&mut self, after: Snapshot) -> Result<Snapshot, WatchError> {
+        self.store.refresh(&self.root, &after)?;
+        Ok(after)
+    }
+
     /// Snapshots again, diffs against `before` and merges what `step` changed into
     /// `changes`.
     pub fn after(
@@ -135,6 +143,17 @@ impl Watcher {
         step: &str,
         changes: &mut Changes,
     ) -> Result<StepSummary, WatchError> {
+        self.after_keep(before, step, changes)
+            .map(|(summary, _)| summary)
+    }
+
+    /// [`Watcher::after`], also handing back the after-snapshot (for [`Watcher::before_from`]).
+    pub fn after_keep(
+        &mut self,
+        before: &Snapshot,
+        step: &str,
+        changes: &mut Changes,
+    ) -> Result<(StepSummary, Snapshot), WatchError> {
         let after = walk::walk(&self.root, &self.plan, Some(before));
         let observed = diff::diff(&self.root, &self.store, before, &after);
         let mut summary = StepSummary::default();
@@ -150,6 +169,6 @@ impl Watcher {
             }
         }
         merge::merge(changes, step, observed);
-        Ok(summary)
+        Ok((summary, after))
     }
 }
