@@ -143,7 +143,7 @@ impl Apply {
             let host: Vec<String> = created
                 .iter()
                 .filter(|p| **p != paths.cluster_dir)
-                .map(|p| host_path(&root, p))
+                .map(|p| root.host_path_of(p))
                 .collect();
             if !host.is_empty() {
                 journal.update(|r| {
@@ -396,12 +396,6 @@ impl Apply {
                 .and_then(|j| j.record.steps.get(id).cloned()),
         }
     }
-}
-
-/// The host path of `p`, a path under `root`.
-pub fn host_path(root: &HostRoot, p: &std::path::Path) -> String {
-    let prefix = root.path("/");
-    format!("/{}", p.strip_prefix(&prefix).unwrap_or(p).display()).replace("//", "/")
 }
 
 fn failed(mut outcome: Outcome, step: &str, message: String) -> Outcome {

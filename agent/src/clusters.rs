@@ -113,13 +113,7 @@ pub fn overlap(
         }
         if let Some(hosts) = &r.hosts {
             for line in &hosts.added {
-                let names: Vec<&str> = line
-                    .split('#')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .skip(1)
-                    .collect();
+                let names = crate::steps::hosts_file::names_of(line);
                 if let Some(n) = host_names.iter().find(|n| names.contains(&n.as_str())) {
                     return Some(format!(
                         "cluster {:?} (dataRoot {}) already owns the /etc/hosts name {n} on this host",

@@ -19,7 +19,7 @@ pub struct Fingerprint {
     /// Size in bytes.
     pub size: u64,
     /// Modification time, ns since the epoch.
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     /// Inode number (a rename over the file changes it).
     pub ino: u64,
     /// For a symbolic link the agent placed (install-bin's links): its target. The other
@@ -50,7 +50,7 @@ impl Fingerprint {
             sha256: sha256_file(path)?,
             mode: meta.permissions().mode() & 0o7777,
             size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
+            mtime_ns: crate::fsutil::mtime_ns(&meta),
             ino: meta.ino(),
             link: None,
         })
@@ -67,7 +67,7 @@ impl Fingerprint {
             sha256: sha256_bytes(target.as_bytes()),
             mode: meta.permissions().mode() & 0o7777,
             size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
+            mtime_ns: crate::fsutil::mtime_ns(&meta),
             ino: meta.ino(),
             link: Some(target),
         })
@@ -95,7 +95,7 @@ impl Fingerprint {
         {
             return Comparison::Changed;
         }
-        if meta.ino() == self.ino && mtime_ns(&meta) == self.mtime_ns {
+        if meta.ino() == self.ino && crate::fsutil::mtime_ns(&meta) == self.mtime_ns {
             return Comparison::Same;
         }
         match sha256_file(path) {
@@ -111,10 +111,6 @@ fn link_text(path: &Path) -> std::io::Result<String> {
         .into_os_string()
         .into_string()
         .map_err(|_| std::io::Error::other("symlink target is not UTF-8"))
-}
-
-fn mtime_ns(meta: &fs::Metadata) -> i128 {
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
 #[cfg(test)]

@@ -127,6 +127,23 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
     Ok(missing)
 }
 
+/// Modification time in nanoseconds since the epoch: the one clock every cache and record of
+/// the agent compares (rootfs index, fingerprints, watch snapshots and store).
+pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+/// Status-change time in nanoseconds since the epoch (see [`mtime_ns`]).
+pub fn ctime_ns(meta: &fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec())
+}
+
 /// Removes a file if it exists.
 pub fn remove_file_if_exists(path: &Path) -> Result<bool, FsError> {
     match fs::remove_file(path) {

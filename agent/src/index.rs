@@ -6,14 +6,13 @@ use installer_proto::manifest::{Manifest, sha256_file};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// One file's cached identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Known {
     size: u64,
-    mtime_ns: i128,
+    mtime_ns: i64,
     sha256: String,
 }
 
@@ -21,10 +20,6 @@ pub struct Known {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RootfsIndex {
     files: BTreeMap<String, Known>,
-}
-
-fn mtime_ns(meta: &fs::Metadata) -> i128 {
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
 impl RootfsIndex {
@@ -51,7 +46,7 @@ impl RootfsIndex {
         }
         if let Some(k) = self.files.get(rel)
             && k.size == meta.len()
-            && k.mtime_ns == mtime_ns(&meta)
+            && k.mtime_ns == fsutil::mtime_ns(&meta)
         {
             return Some(k.sha256.clone());
         }
@@ -60,7 +55,7 @@ impl RootfsIndex {
             rel.to_string(),
             Known {
                 size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
+                mtime_ns: fsutil::mtime_ns(&meta),
                 sha256: sha256.clone(),
             },
         );

@@ -31,6 +31,15 @@ impl HostRoot {
         }
     }
 
+    /// The host path of `real`, a path under this root (the inverse of [`HostRoot::path`]).
+    pub fn host_path_of(&self, real: &Path) -> String {
+        let rel = match &self.prefix {
+            Some(prefix) => real.strip_prefix(prefix).unwrap_or(real),
+            None => real.strip_prefix("/").unwrap_or(real),
+        };
+        format!("/{}", rel.display())
+    }
+
     /// The value scripts get as `InstallRoot`: empty for the real `/`.
     pub fn install_root(&self) -> String {
         self.prefix
@@ -42,5 +51,22 @@ impl HostRoot {
     /// Whether this is the real `/` (containers and services may be touched).
     pub fn is_real(&self) -> bool {
         self.prefix.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_round_trip_through_the_root() {
+        let sandbox = HostRoot::at(Path::new("/tmp/preview"));
+        let real = sandbox.path("/usr/local/bin");
+        assert_eq!(real, Path::new("/tmp/preview/usr/local/bin"));
+        assert_eq!(sandbox.host_path_of(&real), "/usr/local/bin");
+        assert_eq!(
+            HostRoot::real().host_path_of(Path::new("/etc/hosts")),
+            "/etc/hosts"
+        );
     }
 }

@@ -215,26 +215,7 @@ fn two_clusters_that_would_share_a_file_are_refused_and_the_hosts_original_survi
 fn a_killed_agent_takes_its_script_with_it_and_leaves_nothing_for_clean() {
     let root = TestRoot::new();
     let before = snapshot(root.path());
-    fs::write(root.join("fixture-hang-at"), "init-kube").unwrap();
-    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin!("installer-agent"))
-        .args(["apply", "--cluster", CLUSTER, "--host-ip", "10.1.2.3"])
-        .arg("--rootfs")
-        .arg(fixture())
-        .arg("--root")
-        .arg(root.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !root.join("fixture-hang-child").exists() {
-        assert!(Instant::now() < deadline, "apply never reached its script");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let child: i32 = fs::read_to_string(root.join("fixture-hang-child"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (mut first, child) = start_hanging_apply(&root, "init-kube");
     first.kill().unwrap();
     first.wait().unwrap();
     // The script's own child dies with the agent, within a second.

@@ -300,33 +300,7 @@ fn keep_rootfs_keeps_only_the_rootfs() {
 #[test]
 fn a_second_concurrent_apply_is_refused() {
     let root = TestRoot::new();
-    fs::write(root.join("fixture-hang-at"), "init-container-runtime").unwrap();
-    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin!("installer-agent"))
-        .args([
-            "apply",
-            "--cluster",
-            CLUSTER,
-            "--host-ip",
-            "10.1.2.3",
-            "--script-timeout",
-            "30",
-        ])
-        .arg("--rootfs")
-        .arg(fixture())
-        .arg("--root")
-        .arg(root.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the first apply is inside its hanging script (it holds the lock by then).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !root.join("fixture-hang-child").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first apply never reached its script"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (mut first, _) = start_hanging_apply(&root, "init-container-runtime");
     let started = std::time::Instant::now();
     // Exit 3, refused: nothing was changed, and the same command works once the other ends
     // (2 would say the input is wrong).

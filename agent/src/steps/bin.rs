@@ -228,14 +228,7 @@ pub fn record_created_dirs(
     if created.is_empty() {
         return Ok(());
     }
-    let prefix = ctx.root.path("/");
-    let host: Vec<String> = created
-        .iter()
-        .map(|p| {
-            let rel = p.strip_prefix(&prefix).unwrap_or(p);
-            format!("/{}", rel.display()).replace("//", "/")
-        })
-        .collect();
+    let host: Vec<String> = created.iter().map(|p| ctx.root.host_path_of(p)).collect();
     ctx.journal
         .update(|r| r.created_dirs.extend(host))
         .map_err(step_err)

@@ -19,7 +19,8 @@ fn is_tagged(line: &str) -> bool {
     line.trim_end().ends_with(HOSTS_TAG)
 }
 
-fn names_of(line: &str) -> Vec<&str> {
+/// The host names of a hosts line (after the address, before any comment).
+pub fn names_of(line: &str) -> Vec<&str> {
     line.split('#')
         .next()
         .unwrap_or("")

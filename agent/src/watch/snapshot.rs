@@ -97,14 +97,8 @@ impl Meta {
             uid: m.uid(),
             gid: m.gid(),
             size: m.size(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
+            mtime_ns: crate::fsutil::mtime_ns(m),
+            ctime_ns: crate::fsutil::ctime_ns(m),
             ino: m.ino(),
             dev: m.dev(),
             target,

@@ -188,14 +188,8 @@ impl Store {
         let copy = Copy {
             sha256: sha256.clone(),
             size: m.size(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
+            mtime_ns: crate::fsutil::mtime_ns(&m),
+            ctime_ns: crate::fsutil::ctime_ns(&m),
             ino: m.ino(),
             dev: m.dev(),
         };

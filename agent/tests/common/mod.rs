@@ -79,6 +79,39 @@ pub fn clean_cmd(root: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// Starts `installer-agent apply` on the fixture in the background, made to hang in the
+/// script of `step`; returns it once the script runs (so the agent holds the host lock), with
+/// the pid of the process the script left waiting.
+pub fn start_hanging_apply(root: &TestRoot, step: &str) -> (std::process::Child, i32) {
+    fs::write(root.join("fixture-hang-at"), step).unwrap();
+    let agent = std::process::Command::new(assert_cmd::cargo::cargo_bin!("installer-agent"))
+        .args(["apply", "--cluster", CLUSTER, "--host-ip", "10.1.2.3"])
+        .args(["--script-timeout", "30"])
+        .arg("--rootfs")
+        .arg(fixture())
+        .arg("--root")
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pid_file = root.join("fixture-hang-child");
+    let pid = loop {
+        // Written by the script once its child runs; read only when complete.
+        if let Ok(text) = fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never reached the script of {step}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (agent, pid)
+}
+
 /// The NDJSON events of a run's stdout.
 pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
