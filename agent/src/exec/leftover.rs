@@ -79,17 +79,23 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
-        let wrong_token = Running {
+        let running = Running {
             step: "init-kube".into(),
             pgid,
+            token: "t-123".into(),
+        };
+        // `spawn` returns once the child has begun exec, which is a moment before the
+        // kernel fills in the new image's environment: until then /proc shows none.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while find(&running).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(find(&running), vec![pgid]);
+        let wrong_token = Running {
             token: "other".into(),
+            ..running.clone()
         };
         assert!(find(&wrong_token).is_empty());
-        let running = Running {
-            token: "t-123".into(),
-            ..wrong_token
-        };
-        assert_eq!(find(&running), vec![pgid]);
         // The killed child is a zombie until reaped; reap it from another thread so the
         // wait inside kill_all sees it go.
         let reaper = std::thread::spawn(move || child.wait().unwrap());
