@@ -29,7 +29,12 @@ fn raw_entry(
         bytes[157..157 + link.len()].copy_from_slice(link.as_bytes());
     }
     h.set_entry_type(kind);
-    h.set_mode(0o644);
+    // Directories need their x bit, or a controller run by a person cannot enter them.
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
     h.set_size(data.len() as u64);
     h.set_cksum();
     b.append(&h, data).unwrap();
