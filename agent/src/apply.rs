@@ -3,6 +3,7 @@
 //! change, stopping at the first failure (the next apply resumes there).
 
 use crate::clusters::{self, ClusterRef};
+use crate::error::ApplyError;
 use crate::fsutil;
 use crate::index::RootfsIndex;
 use crate::journal::{Journal, StepRecord};
@@ -18,46 +19,6 @@ use installer_proto::event::{Event, Outcome};
 use installer_proto::manifest::join_rel;
 use installer_proto::plan::{Plan, StepKind};
 use std::time::Instant;
-
-/// Why an apply could not start or continue.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The plan is not acceptable.
-    #[error("the plan is invalid: {0}")]
-    Plan(#[from] installer_proto::plan::PlanError),
-    /// The lock is held.
-    #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
-    /// The journal failed.
-    #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
-    /// Creating the cluster directory failed.
-    #[error(transparent)]
-    Fs(#[from] fsutil::FsError),
-    /// Receiving content failed.
-    #[error(transparent)]
-    Receive(#[from] crate::receive::ReceiveError),
-    /// The cluster directory is not this product's.
-    #[error("{0}")]
-    Foreign(String),
-    /// Another cluster on this host owns files this one would write.
-    #[error("{0}")]
-    Overlap(String),
-    /// What a crashed agent left could not be cleared.
-    #[error("{0}")]
-    Recover(String),
-    /// A request came out of order.
-    #[error("{0}")]
-    Protocol(String),
-}
-
-impl ApplyError {
-    /// Whether another apply or clean holds the host lock: a refusal that changed nothing,
-    /// told apart from failures (agent exit code 3, `AgentMsg::Busy` on the wire).
-    pub fn is_busy(&self) -> bool {
-        matches!(self, ApplyError::Lock(crate::lock::LockError::Held { .. }))
-    }
-}
 
 /// What the host lacks of a plan.
 #[derive(Debug, Clone, Default)]

@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use installer_agent::apply::ApplyError;
 use installer_agent::clean::{CleanRequest, clean};
+use installer_agent::error::ApplyError;
 use installer_agent::handrun::{self, HandApply};
 use installer_agent::root::HostRoot;
 use installer_agent::sink::TermSink;

@@ -19,11 +19,11 @@ pub fn after_crash(
     root: &HostRoot,
     paths: &ClusterPaths,
     journal: &mut Journal,
-) -> Result<Vec<String>, crate::apply::ApplyError> {
+) -> Result<Vec<String>, crate::error::ApplyError> {
     let mut done = Vec::new();
     if let Some(running) = journal.record.running.clone() {
         let killed = leftover::kill_all(&running, Duration::from_secs(10))
-            .map_err(crate::apply::ApplyError::Recover)?;
+            .map_err(crate::error::ApplyError::Recover)?;
         if killed > 0 {
             done.push(format!(
                 "killed {killed} process(es) of step {} left by an agent that died",

@@ -154,7 +154,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
 
 /// The answer to an `Offer` or `Clean` the agent could not take on: `Busy` when another
 /// agent holds the host lock (the controller reports that as a refusal), else `Error`.
-fn refusal(e: &crate::apply::ApplyError) -> AgentMsg {
+fn refusal(e: &crate::error::ApplyError) -> AgentMsg {
     let message = e.to_string();
     if e.is_busy() {
         AgentMsg::Busy { message }

@@ -15,6 +15,7 @@
 
 mod files;
 mod uploads;
+mod watched;
 
 use crate::clusters::{self, ClusterRef};
 use crate::exec::{self, Job};
@@ -25,7 +26,7 @@ use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
 use crate::runtime::Runtime;
 use crate::sink::Sink;
-use crate::steps::{scripts, watched};
+use crate::steps::scripts;
 use installer_proto::env::Env;
 use installer_proto::event::{Event, Outcome};
 use installer_proto::plan::{HookPhase, Plugin, REGISTRY_CONTAINER};
@@ -171,7 +172,7 @@ pub fn clean(
     root: &HostRoot,
     req: &CleanRequest,
     sink: &dyn Sink,
-) -> Result<Outcome, crate::apply::ApplyError> {
+) -> Result<Outcome, crate::error::ApplyError> {
     let paths = ClusterPaths::new(root, &req.data_root, &req.cluster);
     let mut cleaner = Cleaner {
         root,

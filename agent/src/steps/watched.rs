@@ -5,15 +5,13 @@
 //! `clean` can undo it also for rootfs trees that ship no clean scripts at all.
 
 use super::{Ctx, StepResult};
-use crate::clean::Cleaner;
 use crate::clusters::HOST_STATE_DIR;
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
-use crate::units::{self, UnitReport};
-use crate::watch::{self, Snapshot, UndoOptions, UndoReport, WatchConfig, Watcher};
+use crate::units;
+use crate::watch::{self, Snapshot, WatchConfig, Watcher};
 use installer_proto::event::Event;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 /// What a watched step hands the next one when nothing runs between them: its watcher (the
@@ -190,85 +188,4 @@ pub fn drift(root: &HostRoot, journal: &Journal, step: &str) -> Option<String> {
         .drift(step, sd.as_ref())
         .unwrap_or_default();
     unit.or_else(|| watch::drift(root, &journal.record.watch, step))
-}
-
-/// Clean: stops and disables the units steps started or enabled, then removes what they
-/// created and restores what they changed; each leaves the record as it is undone.
-pub(crate) fn undo(cleaner: &mut Cleaner<'_>, journal: &mut Journal) {
-    let sd = units::for_host(cleaner.root);
-    if !journal.record.units.is_empty() {
-        undo_units(cleaner, journal, sd.as_ref());
-    }
-    if journal.record.watch.is_empty() {
-        return;
-    }
-    let store = cleaner.paths.state.join("watch");
-    let mut changes = journal.record.watch.clone();
-    let opts = UndoOptions {
-        force: cleaner.force,
-    };
-    let mut reports = Vec::new();
-    let mut save_error = None;
-    let _ = watch::undo(cleaner.root, &mut changes, &store, &opts, &mut |r, left| {
-        // A report that cannot be undone ever leaves the record (it is reported once).
-        let never =
-            matches!(&r, UndoReport::Kept { reason, .. } if reason.starts_with("not restorable"));
-        let mut left = left.clone();
-        if let UndoReport::Kept { path, .. } = &r
-            && never
-        {
-            left.entries.remove(path);
-        }
-        if let Err(e) = journal.update(|rec| rec.watch = left) {
-            save_error = Some(e.to_string());
-            return ControlFlow::Break(());
-        }
-        reports.push((r, never));
-        ControlFlow::Continue(())
-    });
-    if let Some(e) = save_error {
-        cleaner.pending("the record of what scripts changed".into(), e);
-    }
-    let mut units_touched = false;
-    for (report, never) in reports {
-        match report {
-            UndoReport::Undone { path, what } => {
-                units_touched |= path.contains("/systemd/");
-                cleaner.undone(format!("{path} ({what})"));
-            }
-            UndoReport::Kept { path, reason } if never => cleaner.not_undone(path, reason),
-            UndoReport::Kept { path, reason } => cleaner.pending(
-                path,
-                format!("{reason} (clean --force restores it as it was before apply)"),
-            ),
-            UndoReport::Failed { path, reason } => cleaner.pending(path, reason),
-        }
-    }
-    if units_touched && let Err(e) = sd.daemon_reload() {
-        cleaner.not_undone("systemctl daemon-reload".into(), e.to_string());
-    }
-    let _ = watch::prune_store(&store, &journal.record.watch);
-}
-
-fn undo_units(cleaner: &mut Cleaner<'_>, journal: &mut Journal, sd: &dyn units::Systemd) {
-    let mut changes = journal.record.units.clone();
-    let mut reports = Vec::new();
-    changes.undo(sd, &mut |r| reports.push(r));
-    if let Err(e) = journal.update(|r| r.units = changes) {
-        cleaner.pending("systemd units".into(), e.to_string());
-        return;
-    }
-    for report in reports {
-        match report {
-            UnitReport::Undone { unit, step } => {
-                cleaner.undone(format!("unit {unit} (started or enabled by {step})"));
-            }
-            UnitReport::Failed { unit, reason, .. } => {
-                cleaner.pending(format!("unit {unit}"), reason)
-            }
-            UnitReport::ReloadFailed { reason } => {
-                cleaner.not_undone("systemctl daemon-reload".into(), reason);
-            }
-        }
-    }
 }

@@ -6,68 +6,10 @@ use super::error::{Pos, TemplateError};
 use super::funcs;
 use super::limits::{self, MAX_TEXT, Meter};
 use super::parser::{Arg, Command, Node, Pipeline};
+use super::value::Value;
 use crate::env::Env;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A value during evaluation. Strings and lists are shared, not copied, when a value is
-/// passed on (to a variable, a function, a range element), so only the text functions
-/// build is new memory, and that is what [`Meter`] counts.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    /// The whole env (the top-level `.`).
-    Env,
-    /// A string.
-    Str(Arc<str>),
-    /// An integer.
-    Int(i64),
-    /// A boolean.
-    Bool(bool),
-    /// A list.
-    List(Arc<[Value]>),
-    /// A key the env does not define.
-    Missing(String),
-}
-
-impl Value {
-    /// Truth as `if` sees it.
-    pub fn truthy(&self) -> bool {
-        match self {
-            Value::Env => true,
-            Value::Str(s) => !s.is_empty(),
-            Value::Int(n) => *n != 0,
-            Value::Bool(b) => *b,
-            Value::List(l) => !l.is_empty(),
-            Value::Missing(_) => false,
-        }
-    }
-
-    /// The value as text for comparisons (`Missing` is ""). A list's text is as long as
-    /// [`limits::text_len`] says; callers that keep it check that first.
-    pub fn text(&self) -> Cow<'_, str> {
-        match self {
-            Value::Str(s) => Cow::Borrowed(s),
-            Value::Int(n) => Cow::Owned(n.to_string()),
-            Value::Bool(b) => Cow::Owned(b.to_string()),
-            Value::List(l) => Cow::Owned(format!(
-                "[{}]",
-                l.iter().map(Value::text).collect::<Vec<_>>().join(" ")
-            )),
-            Value::Env | Value::Missing(_) => Cow::Borrowed(""),
-        }
-    }
-
-    /// The start of the value's text, for messages (a value may be megabytes long).
-    pub fn preview(&self) -> String {
-        const SHOWN: usize = 40;
-        let text = self.text();
-        match text.char_indices().nth(SHOWN) {
-            Some((end, _)) => format!("{:?}…", &text[..end]),
-            None => format!("{text:?}"),
-        }
-    }
-}
 
 pub(super) struct Eval<'a> {
     pub name: &'a str,

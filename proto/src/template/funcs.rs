@@ -7,8 +7,8 @@
 //! it is allocated; reading its arguments costs steps.
 
 use super::error::Pos;
-use super::eval::Value;
 use super::limits::{Capped, ITEM_OVERHEAD, Meter, text_len, too_big};
+use super::value::Value;
 use base64::Engine;
 use std::fmt::Write as _;
 use std::sync::Arc;

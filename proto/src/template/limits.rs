@@ -6,7 +6,7 @@
 //! (variables keep strings alive, so bounding each one alone would not bound memory).
 //! Reading big strings costs steps too, so scanning one in a loop cannot run for hours.
 
-use super::eval::Value;
+use super::value::Value;
 use std::fmt;
 
 /// The largest output one template may render, and the largest string (or list) any step

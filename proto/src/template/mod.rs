@@ -10,7 +10,7 @@
 //! Supported: text; `{{ .Key }}`, `{{ . }}` inside with/range, `$var` and `$x := …`;
 //! string (`"…"`, `` `…` ``), integer and boolean literals; pipelines; `( … )`;
 //! `if`/`else if`/`else`/`end`, `with`/`else`, `range` (over `splitList`), `{{-`/`-}}`,
-//! `{{/* comments */}}`; the functions in [`funcs::NAMES`]. `define`, `template` and
+//! `{{/* comments */}}`; the functions listed in `funcs::NAMES`. `define`, `template` and
 //! `block` are refused with a message.
 //!
 //! A render is bounded (see `limits`): at most [`MAX_TEXT`] of output and of any one
@@ -25,11 +25,11 @@ mod funcs;
 mod lexer;
 mod limits;
 mod parser;
+mod value;
 
 use crate::env::Env;
 
 pub use error::TemplateError;
-pub use funcs::NAMES as FUNCTIONS;
 pub use limits::{MAX_BUILT, MAX_STEPS, MAX_TEXT};
 
 /// A parsed template.
@@ -53,7 +53,7 @@ impl Template {
     /// Renders against a host's env.
     pub fn render(&self, env: &Env) -> Result<String, TemplateError> {
         let mut e = eval::Eval::new(&self.name, env);
-        e.nodes(&self.nodes, &eval::Value::Env)?;
+        e.nodes(&self.nodes, &value::Value::Env)?;
         Ok(e.out)
     }
 }
