@@ -1,0 +1,263 @@
+//! What a step's input hash covers, so that a re-apply skips a step whose inputs did not
+//! change and re-runs exactly those that did.
+//!
+//! A script step's inputs are: the script's own content, the host env, and every rootfs file
+//! the script's text names — by its rootfs path (`etc/kubelet.service`, `../cri/containerd`),
+//! by a directory prefix (`../cri/`, `${RootfsDir}/etc/`, `$ROOTFS/etc/`), or, for files in `scripts/`, by
+//! file name (`. common.sh`). A rendered file counts through its template. Host paths such as
+//! `/etc/hosts` are not rootfs paths and do not count. So changing `etc/daemon.json` re-runs
+//! the scripts that use it and nothing else.
+
+use super::{Action, Step, bin, registry, render};
+use crate::root::HostRoot;
+use installer_proto::manifest::{Entry, hex};
+use installer_proto::plan::Plan;
+use sha2::{Digest, Sha256};
+
+/// Feeds named fields into a hash, unambiguously.
+struct InputHash(Sha256);
+
+impl InputHash {
+    fn new(step: &Step) -> InputHash {
+        let mut h = InputHash(Sha256::new());
+        h.field("step", step.id.as_bytes());
+        h
+    }
+    fn field(&mut self, name: &str, value: &[u8]) {
+        self.0.update(name.as_bytes());
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value);
+    }
+    fn entry(&mut self, e: &Entry) {
+        self.field("path", e.path.as_bytes());
+        self.field("mode", &e.mode.to_le_bytes());
+        self.field("sha256", e.sha256().unwrap_or("").as_bytes());
+        // A link's content is its target (install-bin places bin/ links); other entries
+        // hash as they always did, so no step re-runs for this.
+        if let installer_proto::manifest::EntryKind::Symlink { target } = &e.kind {
+            self.field("symlink", target.as_bytes());
+        }
+    }
+    fn env(&mut self, plan: &Plan, root: &HostRoot) {
+        for (k, v) in &plan.env {
+            self.field(k, v.as_bytes());
+        }
+        self.field("InstallRoot", root.install_root().as_bytes());
+    }
+    fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
+/// The rootfs files a script's text names (see the module docs for the rule).
+pub fn mentioned_files<'p>(plan: &'p Plan, text: &str) -> Vec<&'p Entry> {
+    // A rootfs path, not the tail of a host path: the match starts the text or a word, or
+    // follows `../`, `./`, `}/` (as in `${RootfsDir}/etc/...`) or `$NAME/`.
+    let starts_path = |i: usize| {
+        let before = &text[..i];
+        before.is_empty()
+            || before.ends_with("../")
+            || before.ends_with("./")
+            || before.ends_with("}/")
+            || after_variable(before)
+            || before.chars().last().is_some_and(|c| {
+                !(c.is_alphanumeric() || c == '/' || c == '.' || c == '_' || c == '-')
+            })
+    };
+    let named = |needle: &str| text.match_indices(needle).any(|(i, _)| starts_path(i));
+    // A directory counts as a whole only when nothing more of a path follows it (`cri/*`,
+    // `etc/$f`, `cri/ `): naming `etc/daemon.json` does not name all of `etc/`.
+    let named_dir = |dir: &str| {
+        text.match_indices(dir).any(|(i, _)| {
+            starts_path(i)
+                && !text[i + dir.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '.' || c == '_' || c == '-')
+        })
+    };
+    plan.manifest
+        .files()
+        .filter(|e| {
+            let path = e.path.as_str();
+            let rendered = path.strip_suffix(".tmpl");
+            if named(path) || rendered.is_some_and(named) {
+                return true;
+            }
+            if let Some(name) = path.strip_prefix("scripts/")
+                && text.contains(name)
+            {
+                return true;
+            }
+            // Directory prefixes: `cri/`, `etc/containerd/`.
+            let mut dir = path;
+            while let Some((parent, _)) = dir.rsplit_once('/') {
+                if named_dir(&format!("{parent}/")) {
+                    return true;
+                }
+                dir = parent;
+            }
+            false
+        })
+        .collect()
+}
+
+/// Whether `before` ends with `$NAME/` — a path relative to a variable such as `$ROOTFS/`.
+fn after_variable(before: &str) -> bool {
+    let Some(rest) = before.strip_suffix('/') else {
+        return false;
+    };
+    let name_len = rest
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .count();
+    name_len > 0 && rest[..rest.len() - name_len].ends_with('$')
+}
+
+impl Step {
+    /// The hash of this step's inputs. `read` gives the current content of a rootfs file
+    /// (scripts are read to find the files they use).
+    pub fn input_hash(
+        &self,
+        plan: &Plan,
+        root: &HostRoot,
+        read: &dyn Fn(&str) -> Option<String>,
+    ) -> String {
+        let mut h = InputHash::new(self);
+        match &self.action {
+            Action::PlaceRootfs => h.field("manifest", plan.manifest.digest().as_bytes()),
+            Action::InstallBin => {
+                for e in bin::bin_files(plan) {
+                    h.entry(e);
+                }
+                h.field("root", root.install_root().as_bytes());
+            }
+            Action::RenderTemplates => {
+                for e in render::templates(plan) {
+                    h.entry(e);
+                }
+                h.env(plan, root);
+            }
+            Action::HostsFile => {
+                for e in &plan.hosts_entries {
+                    h.field("line", e.line().as_bytes());
+                }
+                h.field("root", root.install_root().as_bytes());
+            }
+            Action::Plugin { data } => {
+                h.field("data", data.as_bytes());
+                h.env(plan, root);
+            }
+            Action::Script { rel, args } => {
+                script_inputs(&mut h, plan, rel, read);
+                for a in args {
+                    h.field("arg", a.as_bytes());
+                }
+                h.env(plan, root);
+            }
+            Action::Registry { script } => {
+                if let Some(rel) = script {
+                    script_inputs(&mut h, plan, rel, read);
+                }
+                if let Some(e) = plan.manifest.get(registry::REGISTRY_TAR) {
+                    h.entry(e);
+                }
+                h.field("domain", plan.registry.domain.as_bytes());
+                h.field("port", &plan.registry.port.to_le_bytes());
+                h.env(plan, root);
+            }
+        }
+        h.finish()
+    }
+}
+
+fn script_inputs(h: &mut InputHash, plan: &Plan, rel: &str, read: &dyn Fn(&str) -> Option<String>) {
+    if let Some(e) = plan.manifest.get(rel) {
+        h.entry(e);
+    }
+    match read(rel) {
+        Some(text) => {
+            for e in mentioned_files(plan, &text) {
+                h.entry(e);
+            }
+        }
+        // Not on the host yet (dry run before any transfer): the script's own hash decides.
+        None => h.field("unread", rel.as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use installer_proto::manifest::{EntryKind, Manifest};
+
+    fn plan_with(paths: &[&str]) -> Plan {
+        let entries = paths
+            .iter()
+            .map(|p| Entry {
+                path: p.to_string(),
+                mode: 0o644,
+                kind: EntryKind::File {
+                    size: 1,
+                    sha256: "0".repeat(64),
+                },
+            })
+            .collect();
+        Plan {
+            cluster: "c".into(),
+            data_root: "/d".into(),
+            host_ip: "10.0.0.1".into(),
+            roles: vec![],
+            registry: installer_proto::plan::RegistryPlan {
+                domain: "sea.hub".into(),
+                port: 5000,
+                deploy: false,
+            },
+            env: Default::default(),
+            hosts_entries: vec![],
+            plugins: vec![],
+            manifest: Manifest { entries },
+            timeouts: Default::default(),
+            watch: Default::default(),
+        }
+    }
+
+    fn named(plan: &Plan, text: &str) -> Vec<String> {
+        mentioned_files(plan, text)
+            .into_iter()
+            .map(|e| e.path.clone())
+            .collect()
+    }
+
+    #[test]
+    fn scripts_depend_on_the_rootfs_files_they_name() {
+        let plan = plan_with(&[
+            "cri/containerd",
+            "cri/ctr",
+            "etc/daemon.json.tmpl",
+            "etc/kubelet.service",
+            "scripts/common.sh",
+            "images/registry.tar",
+        ]);
+        assert_eq!(
+            named(&plan, "cp ../cri/* /usr/bin/"),
+            ["cri/containerd", "cri/ctr"]
+        );
+        assert_eq!(
+            named(&plan, "cat ${RootfsDir}/etc/daemon.json"),
+            ["etc/daemon.json.tmpl"]
+        );
+        assert_eq!(
+            named(&plan, "for f in a b; do cp \"$ROOTFS/etc/$f\" /x; done"),
+            ["etc/daemon.json.tmpl", "etc/kubelet.service"]
+        );
+        assert_eq!(named(&plan, ". ./common.sh"), ["scripts/common.sh"]);
+        // Host paths are not rootfs paths.
+        assert!(named(&plan, "cp x /etc/kubelet.service; ls /usr/etc/").is_empty());
+        assert_eq!(
+            named(&plan, "docker load -i ../images/registry.tar"),
+            ["images/registry.tar"]
+        );
+    }
+}
