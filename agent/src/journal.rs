@@ -193,19 +193,9 @@ impl Journal {
         Ok(journal)
     }
 
-    /// The state directory.
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
-    }
-
     /// Where backups live.
     pub fn backup_dir(&self) -> PathBuf {
         self.state_dir.join("backup")
-    }
-
-    /// Where per-step logs live.
-    pub fn log_dir(&self) -> PathBuf {
-        self.state_dir.join("logs")
     }
 
     /// Writes the record atomically.

@@ -9,7 +9,7 @@ use installer_proto::manifest::{EntryKind, join_rel};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Runs the step.
 pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
@@ -99,33 +99,69 @@ fn clear_any(path: &Path) -> Result<(), installer_proto::event::StepError> {
 
 /// Removes paths the manifest does not list, keeping rendered outputs of listed templates.
 fn remove_unlisted(ctx: &Ctx<'_>, rootfs: &Path) -> Result<(), installer_proto::event::StepError> {
-    let manifest = &ctx.plan.manifest;
-    let listed: BTreeSet<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
-    let mut stack = vec![(rootfs.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let Ok(items) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for item in items.flatten() {
-            let name = item.file_name().to_string_lossy().into_owned();
-            let path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let abs = item.path();
-            let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if listed.contains(path.as_str()) {
-                if is_dir {
-                    stack.push((abs, path));
-                }
-                continue;
-            }
-            if listed.contains(format!("{path}.tmpl").as_str()) {
-                continue;
-            }
-            clear_any(&abs)?;
-        }
+    let listed: BTreeSet<&str> = ctx
+        .plan
+        .manifest
+        .entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    for path in unlisted(rootfs, &listed) {
+        clear_any(&path)?;
     }
     Ok(())
+}
+
+/// What under `rootfs` is neither in `listed` nor the rendered output of a listed
+/// template; an unlisted directory is one path (it goes whole). Collected before anything
+/// is removed: a walk must not remove what it is still reading. An unreadable directory is
+/// left as it is.
+fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let walk = walkdir::WalkDir::new(rootfs).min_depth(1).into_iter();
+    walk.filter_entry(|e| {
+        let Ok(rel) = e.path().strip_prefix(rootfs) else {
+            return false;
+        };
+        let rel = rel.to_string_lossy();
+        let keep = listed.contains(rel.as_ref()) || listed.contains(format!("{rel}.tmpl").as_str());
+        if !keep {
+            found.push(e.path().to_path_buf());
+        }
+        keep
+    })
+    .for_each(drop);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_paths_are_found_whole_and_rendered_outputs_are_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for dir in ["etc/old", "bin", "gone/deep"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in [
+            "etc/a.conf",
+            "etc/k.yml",
+            "etc/old/x",
+            "bin/tool",
+            "bin/stale",
+            "gone/deep/f",
+        ] {
+            fs::write(root.join(file), "x").unwrap();
+        }
+        let listed = BTreeSet::from(["etc", "etc/a.conf", "etc/k.yml.tmpl", "bin", "bin/tool"]);
+        let mut found = unlisted(root, &listed);
+        found.sort();
+        assert_eq!(
+            found,
+            ["bin/stale", "etc/old", "gone"].map(|p| root.join(p)),
+            "a listed file, a listed directory's listed contents and a template's output stay"
+        );
+    }
 }

@@ -16,23 +16,33 @@ pub(crate) fn remove_tree(
     mounts: &HashSet<PathBuf>,
     kept: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    let before = kept.len();
-    for ent in fs::read_dir(dir)? {
-        let p = ent?.path();
-        let m = fs::symlink_metadata(&p)?;
-        if m.is_dir() {
-            if m.dev() != dev || mounts.contains(&p) {
-                kept.push(p);
-                continue;
+    // Walked parents first (so a mount point is never entered), removed in reverse: each
+    // directory is empty, but for what leads to a mount, when its turn comes.
+    let walk = walkdir::WalkDir::new(dir).into_iter();
+    let mut mounted = Vec::new();
+    let entries: Vec<walkdir::DirEntry> = walk
+        .filter_entry(|e| {
+            let crossing = e.depth() > 0
+                && e.file_type().is_dir()
+                && (e.metadata().is_ok_and(|m| m.dev() != dev) || mounts.contains(e.path()));
+            if crossing {
+                mounted.push(e.path().to_path_buf());
             }
-            remove_tree(&p, dev, mounts, kept)?;
+            !crossing
+        })
+        .collect::<Result<_, _>>()?;
+    for entry in entries.iter().rev() {
+        let path = entry.path();
+        if entry.file_type().is_dir() {
+            let leads_to_mount = mounted.iter().any(|m| m.starts_with(path));
+            if !leads_to_mount {
+                fs::remove_dir(path)?;
+            }
         } else {
-            fs::remove_file(&p)?;
+            fs::remove_file(path)?;
         }
     }
-    if kept.len() == before {
-        fs::remove_dir(dir)?;
-    }
+    kept.extend(mounted);
     Ok(())
 }
 
