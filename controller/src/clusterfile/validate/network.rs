@@ -1,0 +1,111 @@
+//! The network side of a Cluster: the local registry's domain and port, and the extra
+//! `/etc/hosts` names of `hostAliases`.
+
+use super::hosts::is_host_name;
+use super::{Ctx, at};
+use crate::clusterfile::docs::Failure;
+use crate::clusterfile::locate::Seg;
+use crate::clusterfile::raw;
+use crate::clusterfile::{DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT, RegistrySpec};
+use Seg::{Index as I, Key as K};
+use std::net::IpAddr;
+
+impl Ctx<'_> {
+    pub(super) fn registry(
+        &self,
+        registry: Option<&raw::Registry>,
+    ) -> Result<RegistrySpec, Failure> {
+        let segs = [K("spec"), K("registry")];
+        let mut spec = RegistrySpec {
+            domain: DEFAULT_REGISTRY_DOMAIN.to_string(),
+            port: DEFAULT_REGISTRY_PORT,
+            ha: true,
+        };
+        let Some(registry) = registry else {
+            return Ok(spec);
+        };
+        self.refuse(
+            &registry.external_registry,
+            &at(&segs, &[K("externalRegistry")]),
+            "this version runs the local registry only",
+            "remove it",
+        )?;
+        let Some(local) = &registry.local_registry else {
+            return Ok(spec);
+        };
+        let segs = at(&segs, &[K("localRegistry")]);
+        let plain = "the local registry serves plain HTTP without authentication in this version";
+        self.refuse(
+            &local.username,
+            &at(&segs, &[K("username")]),
+            plain,
+            "remove it",
+        )?;
+        self.refuse(
+            &local.password,
+            &at(&segs, &[K("password")]),
+            plain,
+            "remove it",
+        )?;
+        self.refuse(&local.cert, &at(&segs, &[K("cert")]), plain, "remove it")?;
+        if local.insecure == Some(false) {
+            return Err(self.fail(
+                &at(&segs, &[K("insecure")]),
+                &format!("insecure: false is not supported ({plain})"),
+                "set it to true or remove it",
+            ));
+        }
+        if let Some(domain) = &local.domain {
+            if !is_host_name(domain) {
+                return Err(self.fail(
+                    &at(&segs, &[K("domain")]),
+                    &format!("domain {domain:?} is not a host name"),
+                    "expected a name such as sea.hub (letters, digits, '-' and '.')",
+                ));
+            }
+            spec.domain = domain.clone();
+        }
+        if let Some(port) = local.port {
+            spec.port = port.0;
+        }
+        if let Some(ha) = local.ha {
+            spec.ha = ha;
+        }
+        Ok(spec)
+    }
+
+    pub(super) fn host_aliases(
+        &self,
+        aliases: &[raw::HostAlias],
+    ) -> Result<Vec<(String, Vec<String>)>, Failure> {
+        let mut out = Vec::new();
+        for (i, alias) in aliases.iter().enumerate() {
+            let segs = [K("spec"), K("hostAliases"), I(i)];
+            let ip: IpAddr = alias.ip.trim().parse().map_err(|_| {
+                self.fail(
+                    &at(&segs, &[K("ip")]),
+                    &format!("{:?} is not an IP address", alias.ip),
+                    "expected an IPv4 or IPv6 address",
+                )
+            })?;
+            if alias.hostnames.is_empty() {
+                return Err(self.fail(
+                    &at(&segs, &[K("hostnames")]),
+                    "no hostnames",
+                    "expected at least one name for this IP",
+                ));
+            }
+            for (j, name) in alias.hostnames.iter().enumerate() {
+                if !is_host_name(name) {
+                    return Err(self.fail(
+                        &at(&segs, &[K("hostnames"), I(j)]),
+                        &format!("{name:?} is not a host name"),
+                        "expected letters, digits, '-' and '.' (it is written to /etc/hosts)",
+                    ));
+                }
+            }
+            out.push((ip.to_string(), alias.hostnames.clone()));
+        }
+        Ok(out)
+    }
+}
