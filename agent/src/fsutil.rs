@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {what}: {source}")]
 pub struct FsError {
-    /// The path.
+    /// The host path the operation was on.
     pub path: String,
     /// What was being done (`writing`, `renaming into place`, …).
     pub what: &'static str,

@@ -130,7 +130,7 @@ pub enum JournalError {
     Unreadable {
         /// The file.
         path: String,
-        /// Why.
+        /// What made it unreadable: the I/O error, or what the JSON parser refused.
         reason: String,
     },
 }

@@ -19,7 +19,7 @@ pub enum ReceiveError {
     Refused {
         /// The path as sent.
         path: String,
-        /// Why.
+        /// Which path rule it breaks (absolute, `..`, not in the plan, …).
         reason: String,
     },
     /// Content that does not match the manifest.
@@ -27,7 +27,7 @@ pub enum ReceiveError {
         "{path}: content hash {got} does not match the plan's {want}; the transfer was corrupted — run apply again"
     )]
     HashMismatch {
-        /// The path.
+        /// The rootfs path whose received bytes hashed wrong.
         path: String,
         /// The manifest's hash.
         want: String,

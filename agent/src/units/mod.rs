@@ -58,7 +58,7 @@ pub enum UnitsError {
     Spawn {
         /// The command line, for the message.
         command: String,
-        /// Why.
+        /// The spawn error (usually: no `systemctl` on this host).
         source: std::io::Error,
     },
     /// The command ran past its time limit and was killed.

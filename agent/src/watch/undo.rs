@@ -47,7 +47,7 @@ pub enum UndoReport {
     Failed {
         /// Host path.
         path: String,
-        /// The error.
+        /// The I/O error that stopped the undo, as the operator should read it.
         reason: String,
     },
 }

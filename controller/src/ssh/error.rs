@@ -18,7 +18,7 @@ pub enum SshError {
     Connect {
         /// `host[:port]`.
         host: String,
-        /// Why.
+        /// The TCP or SSH handshake error (refused, timed out, no common algorithm, …).
         reason: String,
     },
     /// The host key is not in known_hosts.
@@ -64,7 +64,7 @@ pub enum SshError {
         host: String,
         /// Login user.
         user: String,
-        /// Why.
+        /// What sudo said (a password is needed, the user is not in sudoers, …).
         reason: String,
     },
     /// Something on the established connection failed.
@@ -72,7 +72,7 @@ pub enum SshError {
     Remote {
         /// `host[:port]`.
         host: String,
-        /// Why.
+        /// What went wrong on the session after login (channel refused, command failed).
         reason: String,
     },
 }
