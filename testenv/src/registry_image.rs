@@ -20,7 +20,7 @@ pub mod oci;
 pub use layer::Layer;
 pub use oci::{ImageBlobs, ImageConfig, ImageInfo, ImageRef};
 
-use crate::debs::{self, DebError, Package};
+use crate::debs::{DebError, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -285,12 +285,6 @@ pub fn registry_image(
         created_by: "testenv registry_image: docker-registry + glibc from Debian packages".into(),
     };
     Ok((layer, config))
-}
-
-/// Fetches [`PACKAGES`] and writes `registry:2` to `out`.
-pub fn build_registry_image(out: &Path) -> Result<ImageInfo, ImageError> {
-    let packages = debs::fetch(&PACKAGES)?;
-    build_registry_image_from(&packages[0], &packages[1], out)
 }
 
 /// Writes `registry:2` to `out` from already unpacked packages.
