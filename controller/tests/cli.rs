@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod cli_common;
+
 use assert_cmd::Command;
 use std::fs;
 use std::time::{Duration, Instant};
@@ -25,25 +27,16 @@ fn installer(
     cf: &std::path::Path,
     logs: &std::path::Path,
 ) -> (i32, String, Duration) {
-    let started = Instant::now();
-    let out = Command::cargo_bin("installer")
-        .unwrap()
-        .args(args)
+    let mut cmd = Command::cargo_bin("installer").unwrap();
+    cmd.args(args)
         .arg("-f")
         .arg(cf)
         .arg("--log-dir")
         .arg(logs)
         .arg("--agent-dir")
-        .arg(logs)
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text, started.elapsed())
+        .arg(logs);
+    let run = cli_common::run(cmd);
+    (run.code, run.text, run.took)
 }
 
 #[test]

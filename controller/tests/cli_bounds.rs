@@ -5,33 +5,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod cli_common;
+
 use assert_cmd::Command;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs `installer <sub> -f <cf>`; returns the exit code, all output and how long it took.
 fn installer(sub: &str, cf: &Path, dir: &Path) -> (i32, String, Duration) {
-    let started = Instant::now();
-    let out = Command::cargo_bin("installer")
-        .unwrap()
-        .arg(sub)
+    let mut cmd = Command::cargo_bin("installer").unwrap();
+    cmd.arg(sub)
         .arg("-f")
         .arg(cf)
         .arg("--log-dir")
         .arg(dir)
         .arg("--agent-dir")
-        .arg(dir)
-        // Before the fix `-f /dev/zero` grew without end and a FIFO blocked forever.
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text, started.elapsed())
+        .arg(dir);
+    // Before the fix `-f /dev/zero` grew without end and a FIFO blocked forever; the run's
+    // bounded wait turns that into a failure.
+    let run = cli_common::run(cmd);
+    (run.code, run.text, run.took)
 }
 
 /// Asserts a quick exit 2 whose output contains every one of `want`.

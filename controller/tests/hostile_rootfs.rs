@@ -11,7 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod cli_common;
+
 use assert_cmd::Command;
+use cli_common::Run;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,12 +24,6 @@ const DECOY: &[u8] = b"DECOY-SECRET-5e0c9a71-do-not-ship";
 const UNSET_VAR: &str = "INSTALLER_TEST_VARIABLE_THAT_IS_NEVER_SET";
 /// The address space a run may use (KiB): a debug build needs about 100 MiB.
 const MEMORY_KIB: u64 = 200_000;
-
-struct Run {
-    code: i32,
-    text: String,
-    took: Duration,
-}
 
 /// A site: the Clusterfile, the log dir and `$XDG_CACHE_HOME`, all in one tempdir.
 struct Site {
@@ -87,25 +84,13 @@ impl Site {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let started = Instant::now();
-        let out = Command::from_std(cmd)
-            .timeout(Duration::from_secs(30))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let run = cli_common::run(Command::from_std(cmd));
         assert!(
-            !text.as_bytes().windows(DECOY.len()).any(|w| w == DECOY),
-            "the decoy secret reached the output: {text}"
+            !run.text.as_bytes().windows(DECOY.len()).any(|w| w == DECOY),
+            "the decoy secret reached the output: {}",
+            run.text
         );
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            text,
-            took: started.elapsed(),
-        }
+        run
     }
 
     /// Asserts that no file the run left (logs, cache, hash cache) holds the decoy.
