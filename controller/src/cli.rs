@@ -5,21 +5,6 @@ use crate::output::OutputMode;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes, documented in `--help` and README.
-pub mod exit {
-    /// Every host ended ok.
-    pub const OK: i32 = 0;
-    /// At least one host failed or was not reached.
-    pub const HOST_FAILED: i32 = 1;
-    /// Bad input: Clusterfile, rootfs, overlays, flags. Nothing was contacted.
-    pub const BAD_INPUT: i32 = 2;
-    /// Refused for safety before anything changed: a host key unknown or changed, or hosts
-    /// busy with another apply or clean while no host changed.
-    pub const REFUSED: i32 = 3;
-    /// Interrupted (Ctrl-C).
-    pub const INTERRUPTED: i32 = 130;
-}
-
 const EXIT_CODES: &str = "\
 Exit codes:
   0    every host ended ok

@@ -1,6 +1,6 @@
 //! The one error type the binary edge maps to an exit code.
 
-use crate::cli::exit;
+use crate::exit;
 
 /// What `apply`/`clean` return: the exit code of a finished run, or a failure that ended it
 /// before any host was reached (bad input, refused host key, ...).

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod clean;
 pub mod cli;
 pub mod clusterfile;
+pub mod exit;
 pub mod failure;
 pub mod output;
 pub mod plan;

@@ -2,7 +2,8 @@
 //! code (see `installer --help`).
 
 use clap::{CommandFactory, Parser};
-use installer::cli::{Cli, Command, exit};
+use installer::cli::{Cli, Command};
+use installer::exit;
 
 fn main() {
     let cli = Cli::parse();

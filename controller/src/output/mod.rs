@@ -7,7 +7,7 @@ pub mod logs;
 pub mod table;
 pub mod view;
 
-use crate::cli::exit;
+use crate::exit;
 use event::{HostStatus, RunEvent};
 use installer_proto::event::Event;
 use std::collections::BTreeMap;
