@@ -2,14 +2,15 @@
 # The main job, end to end on this machine: three systemd+sshd container hosts, a realistic
 # rootfs built from Debian packages, and a real `installer apply` against them; then shows
 # the result (the table, containerd active, the registry answering from every host).
-# The hosts stay up for you to look at; remove them with:
-#   target/debug/testenv down --name demo
+# The hosts stay up for you to look at; the last lines print how to undo the apply and how
+# to remove the hosts, as commands that work from any directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 scripts/prereqs.sh
 cargo build -q -p installer -p testenv
-INSTALLER_AGENT_DIR=$(scripts/build-agent.sh)
-export INSTALLER_AGENT_DIR
+# Into target/agents, where target/debug/installer looks without being told.
+scripts/build-agent.sh >/dev/null
 work=.testenv/demo
 mkdir -p "$work"
 echo "==> building the fixture rootfs (Debian packages, cached after the first run)"
@@ -25,4 +26,9 @@ for node in 1 2 3; do
   printf '%s: containerd %s, ' "$c" "$(docker exec "$c" systemctl is-active containerd)"
   printf 'GET http://sea.hub:5000/v2/ -> %s\n' "$(docker exec "$c" curl -s -o /dev/null -w '%{http_code}' http://sea.hub:5000/v2/)"
 done
-echo "==> done. Undo with: target/debug/installer clean -f $work/hosts/Clusterfile --known-hosts $work/hosts/known_hosts"
+hosts="$root/$work/hosts"
+echo "==> done. Undo the apply with:"
+printf '  %q clean -f %q --known-hosts %q\n' \
+  "$root/target/debug/installer" "$hosts/Clusterfile" "$hosts/known_hosts"
+echo "    and remove the hosts with:"
+printf '  %q down --name demo\n' "$root/target/debug/testenv"

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod clean;
 pub mod clusters;
+pub mod command;
 pub mod error;
 pub mod exec;
 pub mod facts;

@@ -14,7 +14,7 @@ use installer_proto::plan::{
     DEFAULT_DATA_ROOT, Timeouts, check_cluster_dir, check_cluster_name, check_data_root,
 };
 use installer_proto::term;
-use std::io::BufReader;
+use std::io::{BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -175,6 +175,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a terminal reads them, never in a log file or pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let code = match run(cli) {

@@ -4,6 +4,7 @@
 use clap::{CommandFactory, Parser};
 use installer::cli::{Cli, Command};
 use installer::exit;
+use std::io::IsTerminal;
 
 fn main() {
     let cli = Cli::parse();
@@ -15,6 +16,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a terminal reads them, never in a log file or pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let code = match cli.command {

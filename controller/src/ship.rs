@@ -8,6 +8,7 @@
 use installer_proto::rootfs::MergedTree;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -47,15 +48,17 @@ pub enum ShipError {
 }
 
 /// Starts producing the stream for `files` on a blocking thread. Pieces arrive on the
-/// returned receiver; the handle reports how the producer ended.
+/// returned receiver; the handle reports how the producer ended. `read` counts the file
+/// bytes (uncompressed) taken into the stream so far, the unit of the plan's total.
 pub fn spawn_stream(
     tree: Arc<MergedTree>,
     files: Vec<String>,
     level: i32,
+    read: Arc<AtomicU64>,
 ) -> (mpsc::Receiver<Vec<u8>>, JoinHandle<Result<(), ShipError>>) {
     // Two pieces in flight: compression overlaps with sending without buffering much.
     let (tx, rx) = mpsc::channel(2);
-    let handle = tokio::task::spawn_blocking(move || produce(&tree, &files, level, tx));
+    let handle = tokio::task::spawn_blocking(move || produce(&tree, &files, level, tx, &read));
     (rx, handle)
 }
 
@@ -65,6 +68,7 @@ pub fn write_stream<W: Write>(
     files: &[String],
     level: i32,
     out: W,
+    read: &AtomicU64,
 ) -> Result<W, ShipError> {
     let manifest = tree_entries(tree);
     let encoder = zstd::Encoder::new(out, level).map_err(|e| io_err("zstd encoder", e))?;
@@ -92,7 +96,14 @@ pub fn write_stream<W: Write>(
         header.set_uid(0);
         header.set_gid(0);
         builder
-            .append_data(&mut header, path, std::io::Read::take(file, size))
+            .append_data(
+                &mut header,
+                path,
+                Counted {
+                    inner: std::io::Read::take(file, size),
+                    read,
+                },
+            )
             .map_err(|e| map_write_err(&source.display().to_string(), e))?;
     }
     let encoder = builder.into_inner().map_err(|e| map_write_err("tar", e))?;
@@ -114,13 +125,28 @@ fn produce(
     files: &[String],
     level: i32,
     tx: mpsc::Sender<Vec<u8>>,
+    read: &AtomicU64,
 ) -> Result<(), ShipError> {
     let writer = ChannelWriter {
         tx,
         buf: Vec::with_capacity(PIECE_BYTES),
     };
-    let mut writer = write_stream(tree, files, level, writer)?;
+    let mut writer = write_stream(tree, files, level, writer, read)?;
     writer.flush().map_err(|e| map_write_err("stream", e))
+}
+
+/// A reader that adds what it reads to a shared counter.
+struct Counted<'a, R> {
+    inner: R,
+    read: &'a AtomicU64,
+}
+
+impl<R: io::Read> io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// A `Write` that hands full pieces to an async receiver, blocking while it is busy.
@@ -183,7 +209,8 @@ mod tests {
         let tree =
             Arc::new(MergedTree::merge(dir.path(), "amd64", &[], &mut hash_file_content).unwrap());
         let files = vec!["etc/a.conf".to_string(), long.clone()];
-        let (mut rx, handle) = spawn_stream(tree, files, DEFAULT_LEVEL);
+        let read = Arc::new(AtomicU64::new(0));
+        let (mut rx, handle) = spawn_stream(tree, files, DEFAULT_LEVEL, read.clone());
         let mut compressed = Vec::new();
         while let Some(piece) = rx.recv().await {
             compressed.extend_from_slice(&piece);
@@ -200,6 +227,11 @@ mod tests {
             seen.push((path, data.len()));
         }
         assert_eq!(seen, [("etc/a.conf".to_string(), 5), (long, 300_000)]);
+        assert_eq!(
+            read.load(Ordering::Relaxed),
+            300_005,
+            "file bytes, uncompressed"
+        );
         assert!(compressed.len() < 10_000, "repetitive data compresses");
     }
 
@@ -208,7 +240,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"a").unwrap();
         let tree = MergedTree::merge(dir.path(), "amd64", &[], &mut hash_file_content).unwrap();
-        let err = write_stream(&tree, &["../etc/shadow".to_string()], 1, Vec::new()).unwrap_err();
+        let err = write_stream(
+            &tree,
+            &["../etc/shadow".to_string()],
+            1,
+            Vec::new(),
+            &AtomicU64::new(0),
+        )
+        .unwrap_err();
         assert!(matches!(err, ShipError::UnknownPath(_)));
     }
 }

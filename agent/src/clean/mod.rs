@@ -18,6 +18,7 @@ mod uploads;
 mod watched;
 
 use crate::clusters::{self, ClusterRef};
+use crate::command::RealRunner;
 use crate::exec::{self, Job};
 use crate::journal::Journal;
 use crate::lock::HostLock;
@@ -291,7 +292,7 @@ fn remove_registry(cleaner: &mut Cleaner<'_>, journal: &mut Journal) {
     }
     let mut ok = true;
     for rt in Runtime::all() {
-        match rt.remove(REGISTRY_CONTAINER) {
+        match rt.remove(&RealRunner, REGISTRY_CONTAINER) {
             Ok(true) => cleaner.undone(format!("container {REGISTRY_CONTAINER}")),
             Ok(false) => {}
             Err(e) => {

@@ -4,6 +4,7 @@
 //! `/var/lib/registry`. Then wait until `http://<domain>:<port>/v2/` answers 200 or 401.
 
 use super::{Ctx, StepResult, Written, step_err};
+use crate::command::{CommandRunner, RealRunner};
 use crate::exec::{self, Job};
 use crate::runtime::Runtime;
 use installer_proto::event::{Event, StepError};
@@ -28,7 +29,7 @@ pub fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepResult {
             let args = vec![port, data_dir, ctx.plan.registry.domain.clone()];
             super::scripts::run_script(ctx, step, rel, &args)?;
         }
-        None if ctx.root.is_real() => start_builtin(ctx, step)?,
+        None if ctx.root.is_real() => start_builtin(ctx, step, &RealRunner)?,
         None => {
             ctx.sink.event(Event::Warning {
                 message:
@@ -44,23 +45,23 @@ pub fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepResult {
         });
         return Ok(Written::default());
     }
-    wait_for_v2(ctx)?;
+    wait_for_v2(ctx, &RealRunner)?;
     Ok(Written::default())
 }
 
-fn start_builtin(ctx: &mut Ctx<'_>, step: &str) -> Result<(), StepError> {
+/// Loads and runs the registry image with the host's runtime unless the container runs
+/// already. The questions go through `cmd`; the start commands run as tracked jobs of the
+/// step (logged, timed, killed with the step), like its scripts.
+fn start_builtin(ctx: &mut Ctx<'_>, step: &str, cmd: &dyn CommandRunner) -> Result<(), StepError> {
     let runtime = Runtime::detect().ok_or_else(|| {
         step_err("no container runtime found (docker, nerdctl or ctr); the rootfs's init-container-runtime.sh must install one before the registry can start")
     })?;
-    if runtime.is_running(REGISTRY_CONTAINER) {
-        return Ok(());
-    }
     let tar = ctx.paths.rootfs.join(REGISTRY_TAR);
     let image = registry_image_name(&tar).map_err(step_err)?;
     let data = ctx.paths.rootfs.join("registry");
     std::fs::create_dir_all(&data).map_err(step_err)?;
     let addr = format!("REGISTRY_HTTP_ADDR=0.0.0.0:{}", ctx.plan.registry.port);
-    for argv in runtime.start_commands(&tar, &image, &data, &addr) {
+    for argv in runtime.commands_to_start(cmd, &tar, &image, &data, &addr) {
         let log = super::scripts::log_path(&ctx.paths.state, step);
         let job = Job {
             step: step.to_string(),
@@ -139,7 +140,7 @@ pub fn probe_v2(addr: SocketAddr, domain: &str, port: u16) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn wait_for_v2(ctx: &Ctx<'_>) -> Result<(), StepError> {
+fn wait_for_v2(ctx: &Ctx<'_>, cmd: &dyn CommandRunner) -> Result<(), StepError> {
     let reg = &ctx.plan.registry;
     let url = format!("http://{}:{}/v2/", reg.domain, reg.port);
     let deadline = Instant::now() + Duration::from_secs(ctx.plan.timeouts.registry_secs);
@@ -156,7 +157,7 @@ fn wait_for_v2(ctx: &Ctx<'_>) -> Result<(), StepError> {
         std::thread::sleep(Duration::from_millis(300));
     }
     let tail = Runtime::detect()
-        .map(|rt| rt.logs_tail(REGISTRY_CONTAINER, exec::TAIL_LINES))
+        .map(|rt| rt.logs_tail(cmd, REGISTRY_CONTAINER, exec::TAIL_LINES))
         .unwrap_or_default();
     Err(StepError {
         message: format!(

@@ -1,15 +1,44 @@
 //! Finding the agent build for a host's architecture (SPEC §8).
 //!
-//! The controller looks in one directory: `--agent-dir DIR` (or `INSTALLER_AGENT_DIR`), else
-//! the directory the `installer` executable is in, else `<that dir>/../lib/installer`. Every
-//! ELF file there named `installer-agent` or `installer-agent-<anything>` is a candidate, and
-//! its ELF header — not its name — says which machine it is for. A release ships
-//! `installer-agent-x86_64` and `installer-agent-aarch64` next to `installer`.
+//! With `--agent-dir DIR` (or `INSTALLER_AGENT_DIR`) the controller looks in `DIR` only.
+//! Without, it looks relative to the directory the `installer` executable is in, in this
+//! order, and takes the builds of the first directory that has any:
+//!
+//! 1. `<exe dir>/../agents`: a build tree's `target/agents`, where `scripts/build-agent.sh`
+//!    puts the static builds. It comes first because `target/debug` also holds cargo's own
+//!    `installer-agent`, a dynamically linked debug build not meant for hosts.
+//! 2. `<exe dir>`: an installation that keeps the agents next to `installer`.
+//! 3. `<exe dir>/../lib/installer`: the release archive (`bin/installer`,
+//!    `lib/installer/installer-agent-<arch>`).
+//!
+//! Every ELF file there named `installer-agent` or `installer-agent-<anything>` is a
+//! candidate, and its ELF header — not its name — says which machine it is for.
 
 use installer_proto::manifest::sha256_file;
 use installer_proto::plan::AGENT_UPLOAD_DIR;
 use installer_proto::rootfs::{ElfMachine, elf_machine_of};
 use std::path::{Path, PathBuf};
+
+/// The directories searched, in order: `dir` alone when given, else the ones around `exe`.
+fn search_dirs(dir: Option<&Path>, exe: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(d) = dir {
+        return vec![d.to_path_buf()];
+    }
+    let Some(exe_dir) = exe.and_then(Path::parent) else {
+        return Vec::new();
+    };
+    // `parent` rather than `..` so the searched paths read cleanly in the error message; an
+    // executable directly under `/` has no parent and only its own directory is searched.
+    let mut dirs = Vec::new();
+    if let Some(up) = exe_dir.parent() {
+        dirs.push(up.join("agents"));
+    }
+    dirs.push(exe_dir.to_path_buf());
+    if let Some(up) = exe_dir.parent() {
+        dirs.push(up.join("lib").join("installer"));
+    }
+    dirs
+}
 
 /// One agent build.
 #[derive(Clone, Debug)]
@@ -61,20 +90,15 @@ pub enum AgentBuildError {
 }
 
 impl AgentBuilds {
-    /// Looks for builds in `dir` when given, else next to the running executable.
+    /// Looks for builds in `dir` when given, else around the running executable (see the
+    /// module doc for the order).
     pub fn discover(dir: Option<&Path>) -> Result<AgentBuilds, AgentBuildError> {
-        let dirs: Vec<PathBuf> = match dir {
-            Some(d) => vec![d.to_path_buf()],
-            None => {
-                let exe_dir = std::env::current_exe()
-                    .ok()
-                    .and_then(|p| p.parent().map(Path::to_path_buf));
-                match exe_dir {
-                    Some(d) => vec![d.clone(), d.join("../lib/installer")],
-                    None => vec![],
-                }
-            }
-        };
+        let exe = std::env::current_exe().ok();
+        AgentBuilds::discover_in(search_dirs(dir, exe.as_deref()))
+    }
+
+    /// The builds of the first of `dirs` that has any.
+    fn discover_in(dirs: Vec<PathBuf>) -> Result<AgentBuilds, AgentBuildError> {
         let mut builds = Vec::new();
         for dir in &dirs {
             let Ok(items) = std::fs::read_dir(dir) else {
@@ -180,5 +204,76 @@ mod tests {
             b.remote_rel_path(),
             format!(".installer/agent/installer-agent-{}", &b.sha256[..16])
         );
+    }
+
+    /// Where `installer` at `exe` finds its agent for x86_64.
+    fn found_for(exe: &Path) -> PathBuf {
+        let dirs = search_dirs(None, Some(exe));
+        let builds = AgentBuilds::discover_in(dirs).unwrap();
+        builds.for_arch("x86_64").unwrap().path.clone()
+    }
+
+    #[test]
+    fn a_build_tree_prefers_target_agents_then_the_exe_dir_then_lib_installer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let debug = tmp.path().join("target/debug");
+        let agents = tmp.path().join("target/agents");
+        let lib = tmp.path().join("target/lib/installer");
+        for d in [&debug, &agents, &lib] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let exe = debug.join("installer");
+        std::fs::write(lib.join("installer-agent-x86_64"), elf(62)).unwrap();
+        assert_eq!(found_for(&exe), lib.join("installer-agent-x86_64"));
+        // cargo's own debug agent next to the executable wins over lib/installer ...
+        std::fs::write(debug.join("installer-agent"), elf(62)).unwrap();
+        assert_eq!(found_for(&exe), debug.join("installer-agent"));
+        // ... and the static build of scripts/build-agent.sh wins over both.
+        std::fs::write(agents.join("installer-agent-x86_64"), elf(62)).unwrap();
+        assert_eq!(found_for(&exe), agents.join("installer-agent-x86_64"));
+
+        let err = AgentBuilds::discover_in(search_dirs(None, Some(&exe)))
+            .unwrap()
+            .for_arch("riscv64")
+            .unwrap_err()
+            .to_string();
+        let searched = format!(
+            "in {}, {}, {};",
+            agents.display(),
+            debug.display(),
+            lib.display()
+        );
+        assert!(err.contains(&searched), "{err}");
+    }
+
+    #[test]
+    fn an_unpacked_release_finds_lib_installer_next_to_bin() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("installer-0.1.0/bin");
+        let lib = tmp.path().join("installer-0.1.0/lib/installer");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("installer-agent-x86_64"), elf(62)).unwrap();
+        assert_eq!(
+            found_for(&bin.join("installer")),
+            lib.join("installer-agent-x86_64")
+        );
+    }
+
+    #[test]
+    fn an_agent_dir_is_the_only_place_searched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("bin/installer");
+        let given = tmp.path().join("mine");
+        assert_eq!(search_dirs(Some(&given), Some(&exe)), vec![given.clone()]);
+        assert_eq!(
+            search_dirs(None, Some(&exe)),
+            vec![
+                tmp.path().join("agents"),
+                tmp.path().join("bin"),
+                tmp.path().join("lib/installer"),
+            ]
+        );
+        assert!(search_dirs(None, None).is_empty());
     }
 }

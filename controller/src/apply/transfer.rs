@@ -99,7 +99,10 @@ async fn ship_one(
     let files = need.files.len() as u64;
     let mut sent = 0u64;
     if !need.files.is_empty() {
-        let (mut rx, producer) = crate::ship::spawn_stream(tree.clone(), need.files, ZSTD_LEVEL);
+        // Progress counts file bytes taken into the stream: the unit of `need.bytes`.
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (mut rx, producer) =
+            crate::ship::spawn_stream(tree.clone(), need.files, ZSTD_LEVEL, read.clone());
         let mut last_report = std::time::Instant::now();
         while let Some(piece) = rx.recv().await {
             if let Err(e) = c.agent.send_chunk(&piece).await {
@@ -114,7 +117,7 @@ async fn ship_one(
                 last_report = std::time::Instant::now();
                 ctx.reporter.emit(RunEvent::Transfer {
                     host: host.clone(),
-                    bytes_sent: sent,
+                    bytes_sent: read.load(std::sync::atomic::Ordering::Relaxed),
                     bytes_total: need.bytes,
                 });
             }

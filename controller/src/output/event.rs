@@ -128,11 +128,11 @@ pub enum RunEvent {
         /// Files the host already has.
         files_present: u64,
     },
-    /// Shipping progress (compressed bytes on the wire).
+    /// Shipping progress, in uncompressed file bytes (the unit of the plan's total).
     Transfer {
         /// Host address.
         host: String,
-        /// Bytes sent so far.
+        /// File bytes (uncompressed) sent so far.
         bytes_sent: u64,
         /// Uncompressed bytes being sent in total.
         bytes_total: u64,

@@ -4,6 +4,7 @@
 //! afterwards.
 
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
+use super::progress::{ShipClock, ShipProgress};
 pub use installer_proto::human::bytes as human_bytes;
 use installer_proto::term;
 use std::collections::HashMap;
@@ -66,6 +67,7 @@ pub struct RunLogs {
     run_id: String,
     hosts: HashMap<String, BufWriter<File>>,
     events: BufWriter<File>,
+    ship: ShipClock,
 }
 
 impl RunLogs {
@@ -89,6 +91,7 @@ impl RunLogs {
             run_id: run_id.to_string(),
             hosts: HashMap::new(),
             events,
+            ship: ShipClock::default(),
         })
     }
 
@@ -109,8 +112,12 @@ impl RunLogs {
         if let Ok(json) = term::json_line(&line) {
             let _ = writeln!(self.events, "{json}");
         }
+        let progress = self.ship.observe(ts_ms, event);
         if let Some(host) = event.host() {
-            let text = describe(event);
+            let text = match progress {
+                Some(p) => p.to_string(),
+                None => describe(event),
+            };
             if let Err(e) = self
                 .host_log(host)
                 .and_then(|f| writeln!(f, "{} {}", clock(ts_ms), text))
@@ -261,13 +268,12 @@ pub fn describe(event: &RunEvent) -> String {
             bytes_sent,
             bytes_total,
             ..
-        } => {
-            format!(
-                "ship: {} sent of {} to send",
-                human_bytes(*bytes_sent),
-                human_bytes(*bytes_total)
-            )
+        } => ShipProgress {
+            done: *bytes_sent,
+            total: *bytes_total,
+            rate: None,
         }
+        .to_string(),
         RunEvent::TransferDone {
             files,
             bytes_sent,
@@ -434,5 +440,37 @@ mod tests {
         );
         let event: serde_json::Value = serde_json::from_str(events.trim_end()).unwrap();
         assert_eq!(event["line"], line);
+    }
+
+    #[test]
+    fn host_logs_show_ship_progress_in_one_unit_with_rate_and_time_left() {
+        const MIB: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = RunLogs::create(dir.path(), "r1").unwrap();
+        let host = "10.0.0.3".to_string();
+        logs.record(
+            1_000,
+            &RunEvent::Plan {
+                host: host.clone(),
+                files_to_send: 2,
+                bytes_to_send: 100 * MIB,
+                files_present: 0,
+            },
+        );
+        logs.record(
+            3_000,
+            &RunEvent::Transfer {
+                host: host.clone(),
+                bytes_sent: 20 * MIB,
+                bytes_total: 100 * MIB,
+            },
+        );
+        logs.flush();
+        let host_log = fs::read_to_string(dir.path().join("r1/10.0.0.3.log")).unwrap();
+        let last = host_log.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "00:00:03.000 ship: 20.0 MiB of 100.0 MiB (20%), 10.0 MiB/s, 8s left"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod logs;
+pub mod progress;
 pub mod table;
 pub mod view;
 

@@ -2,7 +2,8 @@
 //! (indicatif), plain lines otherwise, or NDJSON with `-o json`.
 
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
-use super::logs::{describe, human_bytes};
+use super::logs::describe;
+use super::progress::ShipClock;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use installer_proto::event::Event;
 use installer_proto::term;
@@ -38,6 +39,7 @@ pub enum View {
 pub struct Bars {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    ship: ShipClock,
 }
 
 impl View {
@@ -69,7 +71,7 @@ impl View {
                     eprintln!("{line}");
                 }
             }
-            View::Bars(bars) => bars.show(event),
+            View::Bars(bars) => bars.show(ts_ms, event),
         }
     }
 
@@ -129,10 +131,11 @@ impl Bars {
         Bars {
             multi: MultiProgress::with_draw_target(target),
             bars: HashMap::new(),
+            ship: ShipClock::default(),
         }
     }
 
-    fn show(&mut self, event: &RunEvent) {
+    fn show(&mut self, ts_ms: u64, event: &RunEvent) {
         if let RunEvent::RunStarted { hosts, .. } = event {
             let style = ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -146,6 +149,7 @@ impl Bars {
             }
             return;
         }
+        let progress = self.ship.observe(ts_ms, event);
         let Some(host) = event.host() else { return };
         let Some(bar) = self.bars.get(host) else {
             return;
@@ -153,15 +157,10 @@ impl Bars {
         // Every message is cleaned whole: the step names and reasons come from the host too.
         let message = match event {
             RunEvent::PhaseStarted { phase, .. } => phase.as_str().to_string(),
-            RunEvent::Transfer {
-                bytes_sent,
-                bytes_total,
-                ..
-            } => format!(
-                "ship: {} sent ({} to send)",
-                human_bytes(*bytes_sent),
-                human_bytes(*bytes_total)
-            ),
+            RunEvent::Transfer { .. } => match progress {
+                Some(p) => p.to_string(),
+                None => return,
+            },
             RunEvent::Agent { event, .. } => match event {
                 Event::StepStarted { step, .. } => format!("{step}…"),
                 Event::Output { step, line, .. } => {
@@ -235,7 +234,7 @@ mod tests {
             },
         ];
         for e in &events {
-            bars.show(e);
+            bars.show(0, e);
         }
         let message = |bars: &Bars, host: &str| bars.bars[host].message();
         assert_eq!(bars.bars.len(), 2);
@@ -246,37 +245,46 @@ mod tests {
         );
         assert_eq!(message(&bars, "10.0.0.2"), "init-kube…");
 
-        bars.show(&agent(
-            "10.0.0.2",
-            Event::Output {
-                step: "init-kube".into(),
-                stream: Stream::Stdout,
-                line: "x".repeat(300),
-            },
-        ));
+        bars.show(
+            0,
+            &agent(
+                "10.0.0.2",
+                Event::Output {
+                    step: "init-kube".into(),
+                    stream: Stream::Stdout,
+                    line: "x".repeat(300),
+                },
+            ),
+        );
         assert_eq!(
             message(&bars, "10.0.0.2"),
             format!("init-kube: {}", "x".repeat(80))
         );
 
-        bars.show(&RunEvent::HostFinished {
-            host: "10.0.0.1".into(),
-            status: HostStatus::Ok {
-                ran: 7,
-                skipped: 0,
-                bytes_sent: 0,
-                files_sent: 0,
-                not_undone: Vec::new(),
+        bars.show(
+            0,
+            &RunEvent::HostFinished {
+                host: "10.0.0.1".into(),
+                status: HostStatus::Ok {
+                    ran: 7,
+                    skipped: 0,
+                    bytes_sent: 0,
+                    files_sent: 0,
+                    not_undone: Vec::new(),
+                },
             },
-        });
-        bars.show(&RunEvent::HostFinished {
-            host: "10.0.0.2".into(),
-            status: HostStatus::Failed {
-                phase: Phase::Steps,
-                step: Some("init-kube".into()),
-                reason: "init-kube.sh exited with code 3\nlast lines…".into(),
+        );
+        bars.show(
+            0,
+            &RunEvent::HostFinished {
+                host: "10.0.0.2".into(),
+                status: HostStatus::Failed {
+                    phase: Phase::Steps,
+                    step: Some("init-kube".into()),
+                    reason: "init-kube.sh exited with code 3\nlast lines…".into(),
+                },
             },
-        });
+        );
         let ok = message(&bars, "10.0.0.1");
         assert!(ok.starts_with("✓ ok: 7 step(s) ran"), "{ok}");
         let failed = message(&bars, "10.0.0.2");
@@ -368,25 +376,28 @@ mod tests {
     #[test]
     fn bars_show_no_terminal_controls() {
         let mut bars = Bars::new(ProgressDrawTarget::hidden());
-        bars.show(&RunEvent::RunStarted {
-            command: "apply".into(),
-            cluster: "c".into(),
-            hosts: vec!["h".into()],
-            dry_run: false,
-        });
+        bars.show(
+            0,
+            &RunEvent::RunStarted {
+                command: "apply".into(),
+                cluster: "c".into(),
+                hosts: vec!["h".into()],
+                dry_run: false,
+            },
+        );
         for line in HOSTILE {
-            bars.show(&output("h", line));
+            bars.show(0, &output("h", line));
             let message = bars.bars["h"].message();
             assert!(!acts_on_a_terminal(&message), "{line:?}: {message:?}");
         }
         // Cut at 80 characters after cleaning: a long sequence cannot be cut in half.
         let long = format!("{}\x1b]0;{}\x07", "x".repeat(79), "t".repeat(50));
-        bars.show(&output("h", &long));
+        bars.show(0, &output("h", &long));
         assert_eq!(
             bars.bars["h"].message(),
             format!("init-kube: {}", "x".repeat(79))
         );
-        bars.show(&failed("h", "\x1b]0;title\x07boom"));
+        bars.show(0, &failed("h", "\x1b]0;title\x07boom"));
         let message = bars.bars["h"].message();
         assert!(!acts_on_a_terminal(&message), "{message:?}");
         assert!(message.ends_with("code 1: boom"), "{message:?}");

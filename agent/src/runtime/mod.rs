@@ -1,9 +1,11 @@
 //! The host's container runtime, for the one container the agent itself manages:
 //! `sealer-registry`. Docker and nerdctl share a command line; containerd's `ctr` differs.
+//! Every command goes through a [`CommandRunner`], with `PATH` set to the scripts' `PATH`;
+//! none takes a secret (the registry runs without credentials).
 
+use crate::command::CommandRunner;
 use crate::exec::SCRIPT_PATH;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The containerd namespace the agent uses with `ctr`.
 pub const CTR_NAMESPACE: &str = "default";
@@ -21,7 +23,12 @@ pub enum Runtime {
 
 /// Finds `name` on the script `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
-    SCRIPT_PATH
+    which_on(SCRIPT_PATH, name)
+}
+
+/// Finds `name` in the `:`-separated directories of `search_path`.
+fn which_on(search_path: &str, name: &str) -> Option<PathBuf> {
+    search_path
         .split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
@@ -36,13 +43,11 @@ pub fn present() -> Vec<String> {
         .collect()
 }
 
-fn quiet(program: &Path, args: &[&str]) -> Option<std::process::Output> {
-    Command::new(program)
-        .args(args)
-        .env("PATH", SCRIPT_PATH)
-        .stdin(Stdio::null())
-        .output()
-        .ok()
+/// Runs `program args`; `None` when it could not be run at all.
+fn quiet(cmd: &dyn CommandRunner, program: &str, args: &[&str]) -> Option<crate::command::Ran> {
+    let mut argv = vec![program.to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    cmd.run(&argv, &[("PATH", SCRIPT_PATH)]).ok()
 }
 
 impl Runtime {
@@ -53,14 +58,20 @@ impl Runtime {
 
     /// Every runtime found.
     pub fn all() -> Vec<Runtime> {
+        Runtime::all_on(SCRIPT_PATH)
+    }
+
+    /// Every runtime found on `search_path` (`:`-separated), in order docker, nerdctl, ctr.
+    fn all_on(search_path: &str) -> Vec<Runtime> {
+        let find = |name: &str| which_on(search_path, name);
         let mut v = Vec::new();
-        if let Some(p) = which("docker") {
+        if let Some(p) = find("docker") {
             v.push(Runtime::Docker(p));
         }
-        if let Some(p) = which("nerdctl") {
+        if let Some(p) = find("nerdctl") {
             v.push(Runtime::Nerdctl(p));
         }
-        if let Some(p) = which("ctr") {
+        if let Some(p) = find("ctr") {
             v.push(Runtime::Ctr(p));
         }
         v
@@ -73,35 +84,55 @@ impl Runtime {
     }
 
     /// Whether a container `name` runs.
-    pub fn is_running(&self, name: &str) -> bool {
-        let program = PathBuf::from(self.program());
+    pub fn is_running(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
+        let program = self.program();
         match self {
-            Runtime::Docker(_) | Runtime::Nerdctl(_) => {
-                quiet(&program, &["inspect", "-f", "{{.State.Running}}", name]).is_some_and(|o| {
-                    o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "true"
-                })
-            }
-            Runtime::Ctr(_) => {
-                quiet(&program, &["-n", CTR_NAMESPACE, "tasks", "ls"]).is_some_and(|o| {
-                    String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+            Runtime::Docker(_) | Runtime::Nerdctl(_) => quiet(
+                cmd,
+                &program,
+                &["inspect", "-f", "{{.State.Running}}", name],
+            )
+            .is_some_and(|o| o.success() && o.stdout.trim() == "true"),
+            Runtime::Ctr(_) => quiet(cmd, &program, &["-n", CTR_NAMESPACE, "tasks", "ls"])
+                .is_some_and(|o| {
+                    o.stdout.lines().any(|l| {
                         let mut cols = l.split_whitespace();
                         cols.next() == Some(name) && l.contains("RUNNING")
                     })
-                })
-            }
+                }),
         }
     }
 
     /// Whether a container `name` exists (running or not).
-    pub fn has_container(&self, name: &str) -> bool {
-        let program = PathBuf::from(self.program());
+    pub fn has_container(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
+        let program = self.program();
         match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => {
-                quiet(&program, &["inspect", name]).is_some_and(|o| o.status.success())
+                quiet(cmd, &program, &["inspect", name]).is_some_and(|o| o.success())
             }
-            Runtime::Ctr(_) => quiet(&program, &["-n", CTR_NAMESPACE, "containers", "info", name])
-                .is_some_and(|o| o.status.success()),
+            Runtime::Ctr(_) => quiet(
+                cmd,
+                &program,
+                &["-n", CTR_NAMESPACE, "containers", "info", name],
+            )
+            .is_some_and(|o| o.success()),
         }
+    }
+
+    /// The commands that bring the registry container up from the image tar: none when it
+    /// runs already.
+    pub fn commands_to_start(
+        &self,
+        cmd: &dyn CommandRunner,
+        tar: &Path,
+        image: &str,
+        data: &Path,
+        addr_env: &str,
+    ) -> Vec<Vec<String>> {
+        if self.is_running(cmd, REGISTRY) {
+            return Vec::new();
+        }
+        self.start_commands(tar, image, data, addr_env)
     }
 
     /// The commands that load the image tar and start the registry container.
@@ -159,31 +190,40 @@ impl Runtime {
     }
 
     /// Stops and removes container `name`; `Ok(true)` when there was one.
-    pub fn remove(&self, name: &str) -> Result<bool, String> {
-        if !self.has_container(name) {
+    pub fn remove(&self, cmd: &dyn CommandRunner, name: &str) -> Result<bool, String> {
+        if !self.has_container(cmd, name) {
             return Ok(false);
         }
-        let program = PathBuf::from(self.program());
+        let program = self.program();
         let ok = match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => {
-                quiet(&program, &["rm", "-f", name]).is_some_and(|o| o.status.success())
+                quiet(cmd, &program, &["rm", "-f", name]).is_some_and(|o| o.success())
             }
             Runtime::Ctr(_) => {
                 let _ = quiet(
+                    cmd,
                     &program,
                     &["-n", CTR_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", name],
                 );
                 // The task needs a moment to die before it can be deleted.
                 for _ in 0..50 {
-                    if quiet(&program, &["-n", CTR_NAMESPACE, "tasks", "rm", "-f", name])
-                        .is_some_and(|o| o.status.success())
+                    if quiet(
+                        cmd,
+                        &program,
+                        &["-n", CTR_NAMESPACE, "tasks", "rm", "-f", name],
+                    )
+                    .is_some_and(|o| o.success())
                     {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                quiet(&program, &["-n", CTR_NAMESPACE, "containers", "rm", name])
-                    .is_some_and(|o| o.status.success())
+                quiet(
+                    cmd,
+                    &program,
+                    &["-n", CTR_NAMESPACE, "containers", "rm", name],
+                )
+                .is_some_and(|o| o.success())
             }
         };
         if ok {
@@ -197,15 +237,16 @@ impl Runtime {
     }
 
     /// The last `n` log lines of container `name` (empty where the runtime keeps none).
-    pub fn logs_tail(&self, name: &str, n: usize) -> Vec<String> {
-        let program = PathBuf::from(self.program());
+    pub fn logs_tail(&self, cmd: &dyn CommandRunner, name: &str, n: usize) -> Vec<String> {
+        let program = self.program();
         match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => {
-                let Some(o) = quiet(&program, &["logs", "--tail", &n.to_string(), name]) else {
+                let Some(o) = quiet(cmd, &program, &["logs", "--tail", &n.to_string(), name])
+                else {
                     return Vec::new();
                 };
-                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&o.stderr));
+                let mut text = o.stdout;
+                text.push_str(&o.stderr);
                 text.lines().map(String::from).collect()
             }
             Runtime::Ctr(_) => {
@@ -229,17 +270,4 @@ pub fn qualified(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn names_are_qualified_as_containerd_stores_them() {
-        assert_eq!(
-            super::qualified("registry:2"),
-            "docker.io/library/registry:2"
-        );
-        assert_eq!(super::qualified("me/registry:2"), "docker.io/me/registry:2");
-        assert_eq!(
-            super::qualified("sea.hub:5000/registry:2"),
-            "sea.hub:5000/registry:2"
-        );
-    }
-}
+mod tests;
