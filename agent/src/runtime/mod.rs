@@ -1,7 +1,9 @@
 //! The host's container runtime, for the one container the agent itself manages:
 //! `sealer-registry`. Docker and nerdctl share a command line; containerd's `ctr` differs.
-//! Every command goes through a [`CommandRunner`], with `PATH` set to the scripts' `PATH`;
-//! none takes a secret (the registry runs without credentials).
+//! The questions (is it running, does it exist, its last log lines) and the removal run
+//! through a [`CommandRunner`] with `PATH` set to the scripts' `PATH`; the start commands are
+//! only built here, and the registry step runs them as jobs of the step (logged, timed out,
+//! killed with it). No command line carries a secret: the registry runs without credentials.
 
 use crate::command::CommandRunner;
 use crate::exec::SCRIPT_PATH;
