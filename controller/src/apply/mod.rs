@@ -16,6 +16,8 @@ pub mod driver;
 pub mod host;
 pub mod inputs;
 pub mod phases;
+#[cfg(test)]
+mod tests;
 
 pub use phases::start_agent;
 
@@ -23,7 +25,7 @@ use crate::cli::ApplyArgs;
 use crate::failure::{Failure, RunResult};
 use crate::output::event::RunEvent;
 use driver::Run;
-use host::Started;
+use host::{Connected, Started};
 use inputs::Inputs;
 use installer_proto::plan::Timeouts;
 use phases::connect::Connect;
@@ -72,17 +74,27 @@ pub struct ApplyOptions {
     pub timeouts: Timeouts,
 }
 
-/// Apply from the point where every reachable host runs its agent: preflight, ship, the
-/// steps in two passes, and the report. Returns the run's exit code.
+/// Apply from the point where every reachable host runs its agent: preflight, then
+/// [`ship_and_steps`]. Returns the run's exit code.
 pub async fn with_agents(
     run: &Run,
     inputs: &Arc<Inputs>,
     hosts: Vec<Started>,
     opts: &ApplyOptions,
 ) -> RunResult {
-    let hosts = run
-        .phase(Preflight::checking(inputs.clone()), hosts)
-        .await?;
+    let preflight = Preflight::checking(inputs.clone());
+    let hosts = run.phase(preflight, hosts).await?;
+    ship_and_steps(run, inputs, hosts, opts).await
+}
+
+/// Apply on hosts that passed preflight: ship, the steps in two passes, and the report.
+/// Returns the run's exit code.
+pub async fn ship_and_steps(
+    run: &Run,
+    inputs: &Arc<Inputs>,
+    hosts: Vec<Connected>,
+    opts: &ApplyOptions,
+) -> RunResult {
     let ship = Ship {
         inputs: inputs.clone(),
         timeouts: opts.timeouts.clone(),
