@@ -166,3 +166,82 @@ async fn problem(
     let need = tree.iter().map(|s| s.entry.size()).sum::<u64>();
     short_of_disk(f.disk_free_bytes, need, &f.data_root)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use installer_proto::facts::StateSummary;
+
+    #[test]
+    fn a_host_is_busy_only_when_its_cluster_state_says_locked() {
+        let with_state = |locked| Facts {
+            state: Some(StateSummary {
+                cluster: "c1".into(),
+                locked,
+                ..StateSummary::default()
+            }),
+            ..Facts::default()
+        };
+        for (facts, busy_expected) in [
+            (Facts::default(), false),
+            (with_state(false), false),
+            (with_state(true), true),
+        ] {
+            let reason = busy(&facts);
+            assert_eq!(reason.is_some(), busy_expected, "{facts:?}");
+            if let Some(reason) = reason {
+                assert!(reason.contains("holds its lock"), "{reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hostname_is_refused_when_another_host_reports_it_too() {
+        let by_name = hostnames(
+            [
+                ("node-a", "10.0.0.1"),
+                ("node-b", "10.0.0.2"),
+                ("node-a", "10.0.0.3"),
+            ]
+            .into_iter(),
+        );
+        for (hostname, expected) in [
+            (
+                "node-a",
+                Some("hostname \"node-a\" is shared by hosts 10.0.0.1, 10.0.0.3"),
+            ),
+            ("node-b", None),
+            ("elsewhere", None),
+        ] {
+            let reason = shared_hostname(hostname, &by_name);
+            match (reason, expected) {
+                (None, None) => {}
+                (Some(reason), Some(start)) => assert!(reason.starts_with(start), "{reason}"),
+                (reason, expected) => panic!("{hostname}: {reason:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_rootfs_must_fit_with_the_margin_to_spare() {
+        let mib = 1024 * 1024;
+        for (free, need, short) in [
+            (100 * mib + DISK_MARGIN, 100 * mib, false),
+            (100 * mib + DISK_MARGIN - 1, 100 * mib, true),
+            (0, 0, true),
+            (DISK_MARGIN, 0, false),
+            (u64::MAX / 2, 100 * mib, false),
+        ] {
+            let reason = short_of_disk(free, need, "/var/lib/sealer/data");
+            assert_eq!(
+                reason.is_some(),
+                short,
+                "free {free}, need {need}: {reason:?}"
+            );
+            if let Some(reason) = reason {
+                assert!(reason.contains("at /var/lib/sealer/data"), "{reason}");
+                assert!(reason.contains(&human_bytes(need)), "{reason}");
+            }
+        }
+    }
+}
