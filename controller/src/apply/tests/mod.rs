@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod driver;
 mod phases;
 
 use super::driver::Run;
@@ -115,25 +116,8 @@ impl Cluster {
     /// One `installer apply` from the point where the agents run: fresh agents, a fresh
     /// reporter, every event of the run. Returns once every agent of the run has ended.
     async fn apply(&self, dry_run: bool) -> Applied {
-        let reporter =
-            Reporter::new(&self.dir.path().join("runs"), OutputMode::Plain, false).unwrap();
         let cf = &self.inputs.clusterfile;
-        let ctx = Arc::new(RunCtx {
-            cluster: cf.name.clone(),
-            data_root: cf.data_root.clone(),
-            host_keys: HostKeyPolicy {
-                known_hosts: self.dir.path().join("known_hosts"),
-                accept_new: false,
-            },
-            ssh_options: ConnectOptions {
-                connect_timeout: Duration::from_secs(5),
-                keepalive: Duration::from_secs(5),
-            },
-            agents: AgentBuilds::discover(Some(self.dir.path())).unwrap(),
-            sudo_password: None,
-            agent_root: None,
-            reporter: Arc::new(reporter),
-        });
+        let ctx = run_ctx(self.dir.path(), &cf.name, &cf.data_root);
         ctx.reporter.emit(RunEvent::RunStarted {
             command: "apply".into(),
             cluster: cf.name.clone(),
@@ -174,14 +158,40 @@ impl Cluster {
                 .await
                 .unwrap();
         }
-        let log = ctx.reporter.log_dir().join("events.ndjson");
-        let events = std::fs::read_to_string(log)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events = logged(&ctx);
         Applied { code, events }
     }
+}
+
+/// A run's settings for `cluster`, with its logs and (absent) agent builds under `dir`.
+fn run_ctx(dir: &Path, cluster: &str, data_root: &str) -> Arc<RunCtx> {
+    let reporter = Reporter::new(&dir.join("runs"), OutputMode::Plain, false).unwrap();
+    Arc::new(RunCtx {
+        cluster: cluster.to_string(),
+        data_root: data_root.to_string(),
+        host_keys: HostKeyPolicy {
+            known_hosts: dir.join("known_hosts"),
+            accept_new: false,
+        },
+        ssh_options: ConnectOptions {
+            connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(5),
+        },
+        agents: AgentBuilds::discover(Some(dir)).unwrap(),
+        sudo_password: None,
+        agent_root: None,
+        reporter: Arc::new(reporter),
+    })
+}
+
+/// The NDJSON events a finished run logged.
+fn logged(ctx: &RunCtx) -> Vec<Value> {
+    let log = ctx.reporter.log_dir().join("events.ndjson");
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// A temp directory holding what a host has before any apply.
