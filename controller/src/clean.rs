@@ -5,10 +5,12 @@
 
 use crate::agent::session::CleanOptions;
 use crate::apply::driver::Run;
+use crate::apply::host::Started;
 use crate::apply::inputs;
 use crate::apply::phases::start_agent::StartAgent;
 use crate::apply::phases::{clean::Clean, connect::Connect, preflight::Preflight};
 use crate::cli::CleanArgs;
+use crate::clusterfile::Clusterfile;
 use crate::failure::{Failure, RunResult};
 use crate::output::event::RunEvent;
 use std::sync::Arc;
@@ -36,8 +38,18 @@ pub async fn run(args: CleanArgs) -> RunResult {
     };
     let hosts = run.phase(Connect, cf.hosts.clone()).await?;
     let hosts = run.phase(StartAgent, hosts).await?;
+    with_agents(&run, cf, hosts, opts).await
+}
+
+/// Clean from the point where every reachable host runs its agent: its facts, the undo,
+/// and the report. Returns the run's exit code.
+pub async fn with_agents(
+    run: &Run,
+    clusterfile: Arc<Clusterfile>,
+    hosts: Vec<Started>,
+    opts: CleanOptions,
+) -> RunResult {
     let hosts = run.phase(Preflight::facts_only(), hosts).await?;
-    let clusterfile = cf.clone();
     let hosts = run.phase(Clean { clusterfile, opts }, hosts).await?;
     run.close(hosts).await;
     Ok(run.ctx.reporter.finish("not reached"))

@@ -101,7 +101,8 @@ pub async fn ship_and_steps(
     };
     let hosts = run.phase(ship, hosts).await?;
     // Registry first: every host runs up to and including init-registry; the rest of the
-    // steps start only when every registry host has its registry answering.
+    // steps start only when every registry host has its registry answering. (A dry run
+    // leaves the first pass out: nothing runs, so there is no registry to wait for.)
     let force = opts.force;
     let pass = StepsPass::Registry;
     let hosts = run.phase(Steps { pass, force }, hosts).await?;

@@ -15,7 +15,7 @@ use super::phases::preflight::Preflight;
 use super::{ApplyOptions, ship_and_steps, with_agents};
 use crate::agent::binary::AgentBuilds;
 use crate::agent::link::{AgentLink, AgentReader, AgentWriter, Closing};
-use crate::agent::session::AgentSession;
+use crate::agent::session::{AgentSession, CleanOptions};
 use crate::clusterfile::{self, HostSpec};
 use crate::output::event::RunEvent;
 use crate::output::{OutputMode, Reporter};
@@ -105,6 +105,47 @@ impl Cluster {
         Cluster { dir, inputs, roots }
     }
 
+    /// A fresh agent on every host, and their threads.
+    async fn start_agents(&self) -> (Vec<Started>, Vec<std::thread::JoinHandle<()>>) {
+        let (mut hosts, mut threads) = (Vec::new(), Vec::new());
+        let cf = &self.inputs.clusterfile;
+        for (spec, root) in cf.hosts.iter().zip(&self.roots) {
+            let (host, thread) = start_agent(spec.clone(), root.path()).await;
+            hosts.push(host);
+            threads.push(thread);
+        }
+        (hosts, threads)
+    }
+
+    /// One `installer clean` from the point where the agents run (like [`Cluster::apply`]).
+    async fn clean(&self) -> Applied {
+        let cf = &self.inputs.clusterfile;
+        let ctx = run_ctx(self.dir.path(), &cf.name, &cf.data_root);
+        ctx.reporter.emit(RunEvent::RunStarted {
+            command: "clean".into(),
+            cluster: cf.name.clone(),
+            hosts: cf.hosts.iter().map(|h| h.ip.clone()).collect(),
+            dry_run: false,
+        });
+        let (hosts, threads) = self.start_agents().await;
+        let run = Run {
+            ctx: ctx.clone(),
+            concurrency: 4,
+            dry_run: false,
+        };
+        let opts = CleanOptions {
+            keep_rootfs: false,
+            remove_agent: true,
+            force: false,
+        };
+        let code = crate::clean::with_agents(&run, Arc::new(cf.clone()), hosts, opts)
+            .await
+            .unwrap();
+        wait_for(threads).await;
+        let events = logged(&ctx);
+        Applied { code, events }
+    }
+
     fn ip(&self, i: usize) -> String {
         self.inputs.clusterfile.hosts[i].ip.clone()
     }
@@ -124,12 +165,7 @@ impl Cluster {
             hosts: cf.hosts.iter().map(|h| h.ip.clone()).collect(),
             dry_run,
         });
-        let (mut hosts, mut threads) = (Vec::new(), Vec::new());
-        for (spec, root) in cf.hosts.iter().zip(&self.roots) {
-            let (host, thread) = start_agent(spec.clone(), root.path()).await;
-            hosts.push(host);
-            threads.push(thread);
-        }
+        let (hosts, threads) = self.start_agents().await;
         let run = Run {
             ctx: ctx.clone(),
             concurrency: 4,
@@ -151,15 +187,19 @@ impl Cluster {
             ship_and_steps(&run, &self.inputs, hosts, &opts).await
         }
         .unwrap();
-        // Closed hosts said goodbye and dropped ones closed their stream: every agent ends,
-        // releasing its host's lock before the next apply.
-        for thread in threads {
-            tokio::task::spawn_blocking(move || thread.join().unwrap())
-                .await
-                .unwrap();
-        }
+        wait_for(threads).await;
         let events = logged(&ctx);
         Applied { code, events }
+    }
+}
+
+/// Waits for agent threads to end. Closed hosts said goodbye and dropped ones closed their
+/// stream, so every agent of a finished run ends, releasing its host's lock.
+async fn wait_for(threads: Vec<std::thread::JoinHandle<()>>) {
+    for thread in threads {
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
     }
 }
 

@@ -131,3 +131,23 @@ async fn a_host_failing_in_the_first_pass_stops_alone_and_the_other_finishes() {
     let done = once(&run.steps(&master, "step_done"));
     assert!(done.iter().any(|s| s.contains("init-kube")), "{done:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_after_apply_undoes_every_host() {
+    let cluster = Cluster::new(2);
+    let before: Vec<_> = (0..2).map(|i| snapshot(cluster.root(i))).collect();
+    let applied = cluster.apply(false).await;
+    assert_eq!(applied.code, 0, "{}", applied.describe());
+    assert!(cluster.root(0).join("usr/local/bin/fixture-hello").exists());
+
+    let cleaned = cluster.clean().await;
+    assert_eq!(cleaned.code, 0, "{}", cleaned.describe());
+    for (i, before) in before.iter().enumerate() {
+        let ip = cluster.ip(i);
+        assert_eq!(cleaned.phases(&ip), ["preflight", "clean"]);
+        let status = cleaned.status(&ip);
+        assert_eq!(status["status"], "ok", "{status}");
+        assert!(status["ran"].as_u64().unwrap() > 0, "{status}");
+        assert_eq!(&snapshot(cluster.root(i)), before, "host {ip}");
+    }
+}
