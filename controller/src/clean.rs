@@ -1,13 +1,18 @@
-//! `installer clean`: on every host, the agent undoes what it recorded (SPEC §6) — also on
-//! hosts where apply failed half-way — and reports what it removed and what it could not.
-//! Only the Clusterfile is needed: the rootfs may be gone from the controller.
+//! `installer clean`: connect, start the agent, gather facts, and have every host's agent
+//! undo what it recorded ([`phases::clean`](crate::apply::phases::clean)) — also on hosts
+//! where apply failed half-way. Only the Clusterfile is needed: the rootfs may be gone from
+//! the controller.
 
 use crate::agent::session::CleanOptions;
-use crate::apply::host::{Connected, HostFail};
-use crate::apply::{close_all, connect, for_each_host, inputs, keep_live};
+use crate::apply::driver::Run;
+use crate::apply::host::Started;
+use crate::apply::inputs;
+use crate::apply::phases::start_agent::StartAgent;
+use crate::apply::phases::{clean::Clean, connect::Connect, preflight::Preflight};
 use crate::cli::CleanArgs;
+use crate::clusterfile::Clusterfile;
 use crate::failure::{Failure, RunResult};
-use crate::output::event::{HostStatus, Phase, RunEvent};
+use crate::output::event::RunEvent;
 use std::sync::Arc;
 
 /// Runs `installer clean`.
@@ -21,90 +26,31 @@ pub async fn run(args: CleanArgs) -> RunResult {
         hosts: cf.hosts.iter().map(|h| h.ip.clone()).collect(),
         dry_run: false,
     });
-    let concurrency = args.common.concurrency as usize;
-    let connected = match connect::connect_all(&ctx, cf.hosts.clone(), concurrency).await {
-        Ok(c) => c,
-        Err(refusal) => {
-            return Err(Failure::Refused(anyhow::anyhow!(
-                "{refusal}\nNothing was changed on any host."
-            )));
-        }
+    let run = Run {
+        ctx,
+        concurrency: args.common.concurrency as usize,
+        dry_run: false,
     };
-    let live = keep_live(&ctx, connected);
     let opts = CleanOptions {
         keep_rootfs: args.keep_rootfs,
         remove_agent: true,
         force: args.force,
     };
-    let done = for_each_host(live, concurrency, {
-        let (ctx, cf) = (ctx.clone(), cf.clone());
-        move |c| {
-            let (ctx, cf) = (ctx.clone(), cf.clone());
-            async move { clean_one(&ctx, &cf, c, opts).await }
-        }
-    })
-    .await;
-    close_all(
-        done.into_iter()
-            .flatten()
-            .map(|c| (String::new(), Ok(c)))
-            .collect(),
-    )
-    .await;
-    Ok(ctx.reporter.finish("not reached"))
+    let hosts = run.phase(Connect, cf.hosts.clone()).await?;
+    let hosts = run.phase(StartAgent, hosts).await?;
+    with_agents(&run, cf, hosts, opts).await
 }
 
-async fn clean_one(
-    ctx: &crate::apply::host::RunCtx,
-    cf: &crate::clusterfile::Clusterfile,
-    mut c: Connected,
+/// Clean from the point where every reachable host runs its agent: its facts, the undo,
+/// and the report. Returns the run's exit code.
+pub async fn with_agents(
+    run: &Run,
+    clusterfile: Arc<Clusterfile>,
+    hosts: Vec<Started>,
     opts: CleanOptions,
-) -> Option<Connected> {
-    let host = c.host.ip.clone();
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: host.clone(),
-        phase: Phase::Clean,
-    });
-    let plugins = crate::plan::plugins_for(cf, &c.host);
-    let env = crate::plan::clean_env(cf, &c.host, &c.facts);
-    let reporter = ctx.reporter.clone();
-    let mut on_event = |event| {
-        reporter.emit(RunEvent::Agent {
-            host: host.clone(),
-            event,
-        })
-    };
-    let result = c
-        .agent
-        .clean(&cf.name, &cf.data_root, plugins, env, opts, &mut on_event)
-        .await;
-    match result {
-        Ok(outcome) if outcome.ok => {
-            ctx.reporter.emit(RunEvent::HostFinished {
-                host,
-                status: HostStatus::Ok {
-                    ran: outcome.ran,
-                    skipped: 0,
-                    bytes_sent: 0,
-                    files_sent: 0,
-                    not_undone: Vec::new(),
-                },
-            });
-            Some(c)
-        }
-        Ok(outcome) => {
-            HostFail::Failed {
-                phase: Phase::Clean,
-                step: None,
-                reason: format!("could not undo: {}", outcome.not_undone.join(", ")),
-            }
-            .report(&ctx.reporter, &host);
-            Some(c)
-        }
-        Err(e) => {
-            HostFail::from_session(Phase::Clean, e, &c.process.stderr_hint())
-                .report(&ctx.reporter, &host);
-            None
-        }
-    }
+) -> RunResult {
+    let hosts = run.phase(Preflight::facts_only(), hosts).await?;
+    let hosts = run.phase(Clean { clusterfile, opts }, hosts).await?;
+    run.close(hosts).await;
+    Ok(run.ctx.reporter.finish("not reached"))
 }

@@ -1,5 +1,6 @@
 //! The one error type the binary edge maps to an exit code.
 
+use crate::apply::driver::Refused;
 use crate::exit;
 
 /// What `apply`/`clean` return: the exit code of a finished run, or a failure that ended it
@@ -28,5 +29,15 @@ impl Failure {
             Failure::Refused(_) => exit::REFUSED,
             Failure::Other(_) => exit::HOST_FAILED,
         }
+    }
+}
+
+impl From<Refused> for Failure {
+    /// A gate phase refused a host (a host key unknown or changed): the run stopped before
+    /// any host was changed.
+    fn from(Refused(reasons): Refused) -> Failure {
+        Failure::Refused(anyhow::anyhow!(
+            "{reasons}\nNothing was changed on any host."
+        ))
     }
 }

@@ -11,7 +11,7 @@ pub mod failure;
 pub mod output;
 pub mod plan;
 pub mod rootfs;
-pub mod ship;
+pub mod rootfs_stream;
 pub mod ssh;
 
 pub use failure::{Failure, RunResult};

@@ -1,5 +1,7 @@
 //! Everything about the agent as seen from the controller: finding the right build for a
-//! host ([`binary`]) and talking to it once it runs ([`session`]).
+//! host ([`binary`]), talking to it once it runs ([`session`]) and what carries it
+//! ([`link`]).
 
 pub mod binary;
+pub mod link;
 pub mod session;

@@ -1,5 +1,6 @@
 //! The controller's end of the agent protocol (`installer_proto::wire`), over any pair of
-//! async byte streams: an SSH exec channel in production, a local child process in tests.
+//! async byte streams: an SSH exec channel in production, an agent served in-process or a
+//! scripted peer in tests.
 
 use installer_proto::event::{Event, Outcome};
 use installer_proto::facts::Facts;

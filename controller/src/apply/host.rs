@@ -1,17 +1,17 @@
-//! What every phase shares: the run's settings and reporter, one connected host, and how a
+//! What every phase shares: the run's settings and reporter, the state a host is in as it
+//! goes from phase to phase (reached, agent started, connected with its facts), and how a
 //! host fails.
 
+use super::driver::{Close, OnHost};
 use crate::agent::binary::AgentBuilds;
-use crate::agent::session::{AgentSession, SessionError};
+use crate::agent::link::{AgentIo, AgentLink};
+use crate::agent::session::SessionError;
 use crate::clusterfile::HostSpec;
 use crate::output::Reporter;
 use crate::output::event::{HostStatus, Phase, RunEvent};
 use crate::ssh::{self, AuthConfig, ConnectOptions, HostKeyPolicy, Secret, Target};
 use installer_proto::facts::Facts;
 use std::sync::Arc;
-
-/// The agent conversation over an SSH channel.
-pub type AgentIo = AgentSession<ssh::ChannelReader, ssh::ChannelWriter>;
 
 /// Settings every host's work needs.
 pub struct RunCtx {
@@ -51,22 +51,88 @@ impl RunCtx {
     }
 }
 
-/// A host with a running agent.
+/// A host whose SSH server answered with a key we trust; nothing was changed on it yet.
+pub struct Reached {
+    /// Its Clusterfile entry.
+    pub host: HostSpec,
+    /// The SSH connection.
+    pub session: ssh::Session,
+}
+
+/// A host whose agent runs and answered the handshake.
+pub struct Started {
+    /// Its Clusterfile entry.
+    pub host: HostSpec,
+    /// `uname -m`.
+    pub arch: String,
+    /// The agent.
+    pub agent: AgentIo,
+    /// What carries the agent (over SSH: the connection and the remote process).
+    pub link: Box<dyn AgentLink>,
+}
+
+/// A host with a running agent and its facts.
 pub struct Connected {
     /// Its Clusterfile entry.
     pub host: HostSpec,
     /// `uname -m`.
     pub arch: String,
-    /// The SSH connection (kept open while the agent runs).
-    pub ssh: ssh::Session,
     /// The agent.
     pub agent: AgentIo,
-    /// The agent's remote process (stderr tail, exit status).
-    pub process: ssh::RemoteProcess,
+    /// What carries the agent (stderr tail for error messages, closing).
+    pub link: Box<dyn AgentLink>,
     /// What the agent reported.
     pub facts: Facts,
     /// What happened so far.
     pub stats: Stats,
+}
+
+impl OnHost for HostSpec {
+    fn ip(&self) -> &str {
+        &self.ip
+    }
+}
+
+impl OnHost for Reached {
+    fn ip(&self) -> &str {
+        &self.host.ip
+    }
+}
+
+impl OnHost for Started {
+    fn ip(&self) -> &str {
+        &self.host.ip
+    }
+}
+
+impl OnHost for Connected {
+    fn ip(&self) -> &str {
+        &self.host.ip
+    }
+}
+
+impl Close for Reached {
+    async fn close(self) {
+        self.session.close().await;
+    }
+}
+
+impl Close for Started {
+    async fn close(self) {
+        say_goodbye(self.agent, self.link).await;
+    }
+}
+
+impl Close for Connected {
+    async fn close(self) {
+        say_goodbye(self.agent, self.link).await;
+    }
+}
+
+/// Ends an agent session politely: goodbye, then the agent's exit, then its link.
+async fn say_goodbye(agent: AgentIo, link: Box<dyn AgentLink>) {
+    let _ = agent.bye().await;
+    link.close().await;
 }
 
 /// Per-host totals for the final table.

@@ -31,6 +31,22 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Inputs already read and validated (what [`validate`] returns, from its parts).
+    pub fn new(
+        clusterfile: Clusterfile,
+        rootfs: ResolvedRootfs,
+        layers: Vec<PathBuf>,
+        watch: WatchConfig,
+    ) -> Inputs {
+        Inputs {
+            clusterfile,
+            rootfs,
+            layers,
+            watch,
+            trees: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The merged tree a host of `uname -m` = `machine` receives (computed once per arch);
     /// `Err` says why such a host cannot be served.
     pub async fn tree_for(&self, machine: &str) -> Result<Arc<MergedTree>, String> {

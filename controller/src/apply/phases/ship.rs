@@ -1,11 +1,11 @@
 //! Phase "ship": build each host's plan, offer it, and send only the files the agent says it
 //! lacks, as one zstd-compressed tar stream over the agent's own channel. In a dry run the
-//! plan is offered read-only and nothing is sent.
+//! plan is offered read-only and nothing is sent. The stream itself comes from
+//! [`crate::rootfs_stream`].
 
-use super::for_each_host;
-use super::host::{Connected, HostFail, RunCtx};
-use super::inputs::Inputs;
-use crate::cli::ApplyArgs;
+use crate::apply::driver::{HostPhase, HostResult, Run};
+use crate::apply::host::{Connected, HostFail};
+use crate::apply::inputs::Inputs;
 use crate::output::event::{Phase, RunEvent};
 use installer_proto::plan::Timeouts;
 use std::sync::Arc;
@@ -13,56 +13,37 @@ use std::sync::Arc;
 /// zstd level: fast enough to keep up with a gigabit link on one core.
 const ZSTD_LEVEL: i32 = 3;
 
-/// Ships to every live host; returns the hosts that are ready to run steps.
-pub async fn ship_all(
-    ctx: &Arc<RunCtx>,
-    inputs: &Arc<Inputs>,
-    live: Vec<Connected>,
-    args: &ApplyArgs,
-    concurrency: usize,
-) -> Vec<Connected> {
-    let timeouts = Timeouts {
-        script_secs: args.script_timeout,
-        registry_secs: args.registry_timeout,
-    };
-    let dry_run = args.dry_run;
-    let results = for_each_host(live, concurrency, {
-        let (ctx, inputs) = (ctx.clone(), inputs.clone());
-        move |c| {
-            let (ctx, inputs, timeouts) = (ctx.clone(), inputs.clone(), timeouts.clone());
-            async move {
-                let host = c.host.ip.clone();
-                match ship_one(&ctx, &inputs, c, timeouts, dry_run).await {
-                    Ok(c) => Some(c),
-                    Err(fail) => {
-                        fail.report(&ctx.reporter, &host);
-                        None
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
+/// Sends each host what its plan needs.
+pub struct Ship {
+    /// What apply read locally.
+    pub inputs: Arc<Inputs>,
+    /// The timeouts every plan carries.
+    pub timeouts: Timeouts,
+}
+
+impl HostPhase for Ship {
+    type In = Connected;
+    type Out = Connected;
+    const PHASE: Phase = Phase::Ship;
+
+    async fn run(&self, run: &Run, c: Connected) -> HostResult<Connected> {
+        Ok(ship_one(run, &self.inputs, c, self.timeouts.clone()).await?)
+    }
 }
 
 async fn ship_one(
-    ctx: &RunCtx,
+    run: &Run,
     inputs: &Inputs,
     mut c: Connected,
     timeouts: Timeouts,
-    dry_run: bool,
 ) -> Result<Connected, HostFail> {
+    let (ctx, dry_run) = (&run.ctx, run.dry_run);
     let host = c.host.ip.clone();
     let fail = |reason: String| HostFail::Failed {
         phase: Phase::Ship,
         step: None,
         reason,
     };
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: host.clone(),
-        phase: Phase::Ship,
-    });
     let tree = inputs.tree_for(&c.arch).await.map_err(fail)?;
     let registry_host = inputs
         .clusterfile
@@ -102,15 +83,12 @@ async fn ship_one(
         // Progress counts file bytes taken into the stream: the unit of `need.bytes`.
         let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (mut rx, producer) =
-            crate::ship::spawn_stream(tree.clone(), need.files, ZSTD_LEVEL, read.clone());
+            crate::rootfs_stream::spawn_stream(tree.clone(), need.files, ZSTD_LEVEL, read.clone());
         let mut last_report = std::time::Instant::now();
         while let Some(piece) = rx.recv().await {
             if let Err(e) = c.agent.send_chunk(&piece).await {
                 producer.abort();
-                return Err(fail(format!(
-                    "sending files: {e}{}",
-                    c.process.stderr_hint()
-                )));
+                return Err(fail(format!("sending files: {e}{}", c.link.stderr_hint())));
             }
             sent += piece.len() as u64;
             if last_report.elapsed() > std::time::Duration::from_millis(200) {

@@ -1,4 +1,4 @@
-//! Shipping a host's missing files: one zstd-compressed tar stream of exactly the files the
+//! The tar producer behind phase "ship": one zstd-compressed tar stream of exactly the files the
 //! agent asked for, produced on a blocking thread and handed to the async side in pieces.
 //!
 //! Tar entries are regular files only, named by their manifest path, owned by root with

@@ -2,13 +2,14 @@
 //! login user lacks that exact build, and start it as root — through a launcher that runs
 //! on the privileged side, copies the upload into a root-owned directory, checks the copy's
 //! sha256 there and executes that copy. Anything running as the login user can replace the
-//! upload at any time; it can never change what root runs (SPEC §7). Then the handshake and
-//! the host's facts (phase "preflight" begins with them).
+//! upload at any time; it can never change what root runs (SPEC §7). Then the handshake;
+//! the host's facts come next, in phase "preflight" ([`super::preflight`]).
 
-use super::connect::Reached;
-use super::host::{AgentIo, Connected, HostFail, RunCtx};
+use crate::agent::link::{AgentIo, AgentReader, AgentWriter, SshLink};
 use crate::agent::session::AgentSession;
-use crate::output::event::{Phase, RunEvent};
+use crate::apply::driver::{HostPhase, HostResult, Run};
+use crate::apply::host::{HostFail, Reached, Started};
+use crate::output::event::Phase;
 #[cfg(test)]
 use installer_proto::plan::{AGENT_UPLOAD_VAR, ROOT_AGENT_DIR};
 
@@ -38,41 +39,46 @@ if [ "$have" != "$want" ]; then
 fi
 INSTALLER_AGENT_UPLOAD=$src exec "$dst" "$@""#;
 
-/// Starts the agent on a reached host.
-pub async fn start(reached: Reached, ctx: &RunCtx) -> Result<Connected, HostFail> {
+/// Uploads (when needed) and starts the agent on each reached host.
+pub struct StartAgent;
+
+impl HostPhase for StartAgent {
+    type In = Reached;
+    type Out = Started;
+    const PHASE: Phase = Phase::StartAgent;
+
+    async fn run(&self, run: &Run, reached: Reached) -> HostResult<Started> {
+        Ok(start(reached, run).await?)
+    }
+}
+
+async fn start(reached: Reached, run: &Run) -> Result<Started, HostFail> {
+    let ctx = &run.ctx;
     let Reached { host, session } = reached;
-    let name = host.ip.clone();
-    let fail = |phase: Phase, reason: String| HostFail::Failed {
-        phase,
+    let fail = |reason: String| HostFail::Failed {
+        phase: Phase::StartAgent,
         step: None,
         reason,
     };
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: name.clone(),
-        phase: Phase::StartAgent,
-    });
     let uname = session
         .exec("uname -m")
         .await
-        .map_err(|e| fail(Phase::StartAgent, format!("running `uname -m`: {e}")))?;
+        .map_err(|e| fail(format!("running `uname -m`: {e}")))?;
     let arch = String::from_utf8_lossy(&uname.stdout).trim().to_string();
     if uname.status != 0 || arch.is_empty() {
-        return Err(fail(
-            Phase::StartAgent,
-            format!(
-                "`uname -m` failed: {}",
-                String::from_utf8_lossy(&uname.stderr).trim()
-            ),
-        ));
+        return Err(fail(format!(
+            "`uname -m` failed: {}",
+            String::from_utf8_lossy(&uname.stderr).trim()
+        )));
     }
     let build = ctx
         .agents
         .for_arch(&arch)
-        .map_err(|e| fail(Phase::StartAgent, e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
     let (remote, _sent) = session
         .upload_if_changed(&build.path, &build.remote_rel_path())
         .await
-        .map_err(|e| fail(Phase::StartAgent, format!("uploading the agent: {e}")))?;
+        .map_err(|e| fail(format!("uploading the agent: {e}")))?;
     let mut argv = vec![
         "/bin/sh",
         "-c",
@@ -96,27 +102,17 @@ pub async fn start(reached: Reached, ctx: &RunCtx) -> Result<Connected, HostFail
             ctx.sudo_password.as_ref().or(host.ssh.passwd.as_ref()),
         )
         .await
-        .map_err(|e| fail(Phase::StartAgent, e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
     let (reader, writer, process) = process.into_io();
-    let mut agent: AgentIo = AgentSession::handshake(reader, writer)
+    let (reader, writer): (AgentReader, AgentWriter) = (Box::new(reader), writer);
+    let agent: AgentIo = AgentSession::handshake(reader, writer)
         .await
-        .map_err(|e| fail(Phase::StartAgent, format!("{e}{}", process.stderr_hint())))?;
-    ctx.reporter.emit(RunEvent::PhaseStarted {
-        host: name.clone(),
-        phase: Phase::Preflight,
-    });
-    let facts = agent
-        .facts(&ctx.data_root, &ctx.cluster)
-        .await
-        .map_err(|e| fail(Phase::Preflight, e.to_string()))?;
-    Ok(Connected {
+        .map_err(|e| fail(format!("{e}{}", process.stderr_hint())))?;
+    Ok(Started {
         host,
         arch,
-        ssh: session,
         agent,
-        process,
-        facts,
-        stats: Default::default(),
+        link: Box::new(SshLink { session, process }),
     })
 }
 

@@ -1,0 +1,123 @@
+//! Phase "steps": the agent runs the plan's steps on every host in parallel. Apply runs it
+//! as two passes ([`StepsPass`]) — up to `init-registry`, then the rest — so the registry
+//! hosts are serving before any host goes on to steps that may pull from them.
+
+use crate::apply::driver::{ForHost, HostPhase, HostResult, Run};
+use crate::apply::host::{Connected, HostFail};
+use crate::output::event::{HostStatus, Phase, RunEvent};
+use installer_proto::event::Event;
+use installer_proto::plan::StepKind;
+
+/// Which of apply's two passes over the steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepsPass {
+    /// Up to and including `init-registry`. A dry run leaves this pass out: nothing runs,
+    /// so there is no registry to wait for.
+    Registry,
+    /// Every step left (every step, in a dry run); each host that gets through is
+    /// reported finished.
+    Rest,
+}
+
+impl StepsPass {
+    /// The last step the agent runs in this pass (`None`: through the end).
+    pub fn stop_after(self) -> Option<StepKind> {
+        match self {
+            StepsPass::Registry => Some(StepKind::InitRegistry),
+            StepsPass::Rest => None,
+        }
+    }
+
+    /// Whether a host that gets through this pass is done.
+    pub fn last(self) -> bool {
+        self == StepsPass::Rest
+    }
+}
+
+/// One pass of the agent's steps on every host.
+pub struct Steps {
+    /// Which pass.
+    pub pass: StepsPass,
+    /// Run steps even when nothing they depend on changed (`--force`).
+    pub force: bool,
+}
+
+impl HostPhase for Steps {
+    type In = Connected;
+    type Out = Connected;
+    const PHASE: Phase = Phase::Steps;
+
+    fn runs_for(&self, run: &Run, host: Connected) -> ForHost<Connected, Connected> {
+        if run.dry_run && !self.pass.last() {
+            ForHost::Pass(host)
+        } else {
+            ForHost::Run(host)
+        }
+    }
+
+    async fn run(&self, run: &Run, c: Connected) -> HostResult<Connected> {
+        Ok(run_one(run, c, self.force, self.pass).await?)
+    }
+}
+
+async fn run_one(
+    run: &Run,
+    mut c: Connected,
+    force: bool,
+    pass: StepsPass,
+) -> Result<Connected, HostFail> {
+    let ctx = &run.ctx;
+    let (stop_after, last) = (pass.stop_after(), pass.last());
+    let host = c.host.ip.clone();
+    let reporter = ctx.reporter.clone();
+    let settled = std::mem::take(&mut c.stats.settled);
+    let mut newly = Vec::new();
+    let mut on_event = |event: Event| {
+        match &event {
+            Event::StepSkipped { step, .. } if settled.contains(step) => return,
+            Event::StepDone { step, .. } | Event::StepSkipped { step, .. } => {
+                newly.push(step.clone())
+            }
+            _ => {}
+        }
+        reporter.emit(RunEvent::Agent {
+            host: host.clone(),
+            event,
+        })
+    };
+    let result = c.agent.run(force, stop_after, &mut on_event).await;
+    c.stats.settled = settled;
+    c.stats.settled.extend(newly);
+    match result {
+        Ok(outcome) if outcome.ok => {
+            if last {
+                // The first pass's steps are skipped again in the last one; count them once.
+                c.stats.skipped = outcome.skipped.saturating_sub(c.stats.ran);
+            }
+            c.stats.ran += outcome.ran;
+            if last {
+                ctx.reporter.emit(RunEvent::HostFinished {
+                    host: host.clone(),
+                    status: HostStatus::Ok {
+                        ran: c.stats.ran,
+                        skipped: c.stats.skipped,
+                        bytes_sent: c.stats.bytes_sent,
+                        files_sent: c.stats.files_sent,
+                        not_undone: Vec::new(),
+                    },
+                });
+            }
+            Ok(c)
+        }
+        Ok(outcome) => Err(HostFail::Failed {
+            phase: Phase::Steps,
+            step: outcome.failed_step,
+            reason: outcome.error.unwrap_or_else(|| "a step failed".into()),
+        }),
+        Err(e) => Err(HostFail::Failed {
+            phase: Phase::Steps,
+            step: None,
+            reason: format!("{e}{}", c.link.stderr_hint()),
+        }),
+    }
+}
