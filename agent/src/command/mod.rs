@@ -1,5 +1,5 @@
 //! Short commands the agent runs and reads the answer of — the container runtime CLIs that
-//! query and remove `sealer-registry` ([`crate::runtime`]). Every such command goes
+//! query and remove `sealer-registry` (the `runtime` module). Every such command goes
 //! through the [`CommandRunner`] trait, so what the agent asks and how it reads the answers
 //! is tested against [`RecordingFake`] without a container runtime on the machine.
 //! [`RealRunner`] runs the command.

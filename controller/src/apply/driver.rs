@@ -3,7 +3,7 @@
 //! hosts run at once, the `phase_started` event of each host, and reporting the hosts a
 //! phase stopped. A phase only says what it does on one host.
 
-use super::host::{HostFail, RunCtx};
+use super::host::{Close, HostFail, OnHost, RunCtx};
 use crate::output::event::{Phase, RunEvent};
 use std::future::Future;
 use std::sync::Arc;
@@ -18,18 +18,6 @@ pub struct Run {
     pub concurrency: usize,
     /// Nothing may change on any host: phases offer, compare and report only.
     pub dry_run: bool,
-}
-
-/// Per-host state a phase takes: it knows which host it belongs to.
-pub trait OnHost {
-    /// The host's address, as the events name it.
-    fn ip(&self) -> &str;
-}
-
-/// Per-host state a phase hands on: it can end politely what it holds open.
-pub trait Close: Send + Sized {
-    /// Ends the host's connections (saying goodbye to its agent first, when it has one).
-    fn close(self) -> impl Future<Output = ()> + Send;
 }
 
 /// Whether a phase does work on a host.

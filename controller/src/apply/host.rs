@@ -2,7 +2,6 @@
 //! goes from phase to phase (reached, agent started, connected with its facts), and how a
 //! host fails.
 
-use super::driver::{Close, OnHost};
 use crate::agent::binary::AgentBuilds;
 use crate::agent::link::{AgentIo, AgentLink};
 use crate::agent::session::SessionError;
@@ -85,6 +84,18 @@ pub struct Connected {
     pub facts: Facts,
     /// What happened so far.
     pub stats: Stats,
+}
+
+/// Per-host state a phase takes: it knows which host it belongs to.
+pub trait OnHost {
+    /// The host's address, as the events name it.
+    fn ip(&self) -> &str;
+}
+
+/// Per-host state a phase hands on: it can end politely what it holds open.
+pub trait Close: Send + Sized {
+    /// Ends the host's connections (saying goodbye to its agent first, when it has one).
+    fn close(self) -> impl Future<Output = ()> + Send;
 }
 
 impl OnHost for HostSpec {

@@ -5,7 +5,7 @@
 
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
 use super::progress::{ShipClock, ShipProgress};
-pub use installer_proto::human::bytes as human_bytes;
+use installer_proto::human::bytes as human_bytes;
 use installer_proto::term;
 use std::collections::HashMap;
 use std::fs::{self, File};

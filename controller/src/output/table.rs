@@ -1,7 +1,7 @@
 //! The per-host table a run ends with: ok / failed at step X with the reason / not reached.
 
 use super::event::HostStatus;
-use super::logs::human_bytes;
+use installer_proto::human::bytes as human_bytes;
 use installer_proto::term;
 
 /// One line of text for a host's status, e.g. `failed at init-kube: exit code 1`.

@@ -7,8 +7,8 @@ use crate::apply::driver::{HostPhase, HostResult, Run, Stop};
 use crate::apply::host::{Connected, HostFail, Started};
 use crate::apply::inputs::Inputs;
 use crate::output::event::Phase;
-use crate::output::logs::human_bytes;
 use installer_proto::facts::Facts;
+use installer_proto::human::bytes as human_bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

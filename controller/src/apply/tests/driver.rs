@@ -1,8 +1,9 @@
 //! The driver on a stand-in phase: which hosts it starts, reports, closes and hands on.
 
 use super::*;
-use crate::apply::driver::{Close, ForHost, HostPhase, HostResult, OnHost, Refused, Stop};
+use crate::apply::driver::{ForHost, HostPhase, HostResult, Refused, Stop};
 use crate::apply::host::HostFail;
+use crate::apply::host::{Close, OnHost};
 use crate::exit;
 use crate::failure::Failure;
 use crate::output::event::{HostStatus, Phase};
