@@ -42,15 +42,6 @@ pub enum SessionError {
     Busy(String),
 }
 
-/// What the agent said about itself in the handshake.
-#[derive(Clone, Debug)]
-pub struct AgentHello {
-    /// The agent's version.
-    pub agent_version: String,
-    /// The host's `uname -m`.
-    pub arch: String,
-}
-
 /// The agent's answer to an offered plan.
 #[derive(Clone, Debug, Default)]
 pub struct Need {
@@ -79,7 +70,6 @@ pub struct CleanOptions {
 pub struct AgentSession<R, W> {
     reader: BufReader<R>,
     writer: W,
-    hello: AgentHello,
     line: Vec<u8>,
 }
 
@@ -89,10 +79,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
         let mut session = AgentSession {
             reader: BufReader::with_capacity(256 * 1024, reader),
             writer,
-            hello: AgentHello {
-                agent_version: String::new(),
-                arch: String::new(),
-            },
             line: Vec::new(),
         };
         match session.recv("waiting for the agent's hello").await? {
@@ -107,10 +93,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
                         ours: PROTOCOL_VERSION,
                     });
                 }
-                session.hello = AgentHello {
-                    agent_version,
-                    arch,
-                };
+                // The version and arch are for diagnostics: the arch was chosen before
+                // upload and the protocol version is what must match.
+                tracing::debug!(%agent_version, %arch, "agent handshake");
             }
             other => return Err(unexpected("hello", &other)),
         }
@@ -121,11 +106,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
             })
             .await?;
         Ok(session)
-    }
-
-    /// What the agent said in the handshake.
-    pub fn hello(&self) -> &AgentHello {
-        &self.hello
     }
 
     /// Asks for the host's facts and the state of `cluster`.
