@@ -4,79 +4,28 @@
 //! for hosts that run the registry).
 
 use crate::clusterfile::{Clusterfile, HostSpec};
-use installer_proto::env::{self, BuiltinInputs, EnvError, Metadata};
+use installer_proto::env;
 use installer_proto::facts::Facts;
-use installer_proto::plan::{self, HostsEntry, Plan, PlanError, RegistryPlan, Timeouts};
-use installer_proto::rootfs::{MergedTree, RootfsError, arch_dir_for};
-use std::fs;
-use std::io;
-use std::path::PathBuf;
-
-/// Where the rootfs keeps its metadata and image list (SPEC §3).
-const METADATA_FILE: &str = "Metadata";
-const IMAGE_LIST_FILE: &str = "imageList";
-/// The registry data directory, shipped to registry hosts only.
-const REGISTRY_DIR: &str = "registry";
+use installer_proto::plan::{
+    self, BuildError, HostsEntry, Plan, PlanInputs, RegistryPlan, Timeouts,
+};
+use installer_proto::rootfs::MergedTree;
 
 /// Why a host's plan could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanBuildError {
-    /// The host's machine has no arch subtree name.
-    #[error(
-        "host {host}: architecture {machine} is not supported; hosts must be x86_64 or aarch64"
-    )]
-    UnsupportedArch {
-        /// The host's IP.
-        host: String,
-        /// Its `uname -m`.
-        machine: String,
-    },
-    /// The rootfs `Metadata` is not the expected JSON.
-    #[error(
-        "{}: {reason}; Metadata must be JSON such as {{\"version\":\"v1.19.8\",\"arch\":\"amd64\"}}",
-        path.display()
-    )]
-    Metadata {
-        /// The file on the controller.
-        path: PathBuf,
-        /// The parser's message.
-        reason: String,
-    },
-    /// A rootfs file could not be read.
-    #[error("reading {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// The environment cannot be formed.
+    /// A rootfs file is unreadable or malformed; the message names the file, which every
+    /// host of the architecture shares.
+    #[error(transparent)]
+    Rootfs(BuildError),
+    /// Something about this host.
     #[error("host {host}: {source}")]
-    Env {
+    Host {
         /// The host's IP.
         host: String,
         /// Why.
         #[source]
-        source: EnvError,
-    },
-    /// The merged tree's manifest cannot be formed.
-    #[error("host {host}: {source}")]
-    Rootfs {
-        /// The host's IP.
-        host: String,
-        /// Why.
-        #[source]
-        source: RootfsError,
-    },
-    /// The finished plan does not pass the checks the agent applies.
-    #[error("host {host}: {source}")]
-    Invalid {
-        /// The host's IP.
-        host: String,
-        /// Why.
-        #[source]
-        source: PlanError,
+        source: BuildError,
     },
 }
 
@@ -91,74 +40,48 @@ pub fn build_plan(
     registry_host: bool,
     timeouts: Timeouts,
 ) -> Result<Plan, PlanBuildError> {
-    let arch = arch_dir_for(&facts.arch).ok_or_else(|| PlanBuildError::UnsupportedArch {
-        host: host.ip.clone(),
-        machine: facts.arch.clone(),
-    })?;
-    let kube_version = match read_text(tree, METADATA_FILE)? {
-        Some((path, text)) => {
-            Metadata::parse(&text)
-                .map_err(|e| PlanBuildError::Metadata {
-                    path,
-                    reason: e.to_string(),
-                })?
-                .version
+    let inputs = plan_inputs(cf, host, facts, registry_host, timeouts);
+    plan::build(&inputs, tree).map_err(|source| {
+        if source.is_rootfs_file() {
+            PlanBuildError::Rootfs(source)
+        } else {
+            PlanBuildError::Host {
+                host: host.ip.clone(),
+                source,
+            }
         }
-        None => None,
-    };
-    let image_list = read_text(tree, IMAGE_LIST_FILE)?.map(|(_, text)| text);
-    let inputs = BuiltinInputs {
-        host_ip: host.ip.clone(),
-        host_name: facts.hostname.clone(),
-        master0_ip: cf.master0().ip.clone(),
-        cluster_name: cf.name.clone(),
-        arch: arch.to_string(),
-        rootfs_dir: plan::rootfs_dir(&cf.data_root, &cf.name),
-        registry_domain: cf.registry.domain.clone(),
-        registry_port: cf.registry.port,
-        container_runtime: cf.container_runtime.clone(),
-        kube_version,
-        image_list,
-    };
-    let env = env::host_env(&inputs, &cf.env, &host.env).map_err(|source| PlanBuildError::Env {
-        host: host.ip.clone(),
-        source,
-    })?;
+    })
+}
 
-    let plugins = plugins_for(cf, host);
-
-    let manifest = tree.manifest().map_err(|source| PlanBuildError::Rootfs {
-        host: host.ip.clone(),
-        source,
-    })?;
-    let manifest = if registry_host {
-        manifest
-    } else {
-        manifest.without(REGISTRY_DIR)
-    };
-
-    let plan = Plan {
+/// What the Clusterfile and the host's facts say of `host`'s plan.
+fn plan_inputs(
+    cf: &Clusterfile,
+    host: &HostSpec,
+    facts: &Facts,
+    registry_host: bool,
+    timeouts: Timeouts,
+) -> PlanInputs {
+    PlanInputs {
         cluster: cf.name.clone(),
         data_root: cf.data_root.clone(),
         host_ip: host.ip.clone(),
+        host_name: facts.hostname.clone(),
+        master0_ip: cf.master0().ip.clone(),
+        machine: facts.arch.clone(),
         roles: host.roles.clone(),
         registry: RegistryPlan {
             domain: cf.registry.domain.clone(),
             port: cf.registry.port,
             deploy: registry_host,
         },
-        env,
+        container_runtime: cf.container_runtime.clone(),
+        cluster_env: cf.env.clone(),
+        host_env: host.env.clone(),
         hosts_entries: hosts_entries(cf, host, registry_host),
-        plugins,
-        manifest,
+        plugins: plugins_for(cf, host),
         timeouts,
         watch: Default::default(),
-    };
-    plan.validate().map_err(|source| PlanBuildError::Invalid {
-        host: host.ip.clone(),
-        source,
-    })?;
-    Ok(plan)
+    }
 }
 
 /// The Plugin hooks in `host`'s scope, in name order.
@@ -180,22 +103,12 @@ pub fn plugins_for(cf: &Clusterfile, host: &HostSpec) -> Vec<plan::Plugin> {
 /// The env clean scripts get on a host whose agent recorded none (an apply that failed
 /// before its first step): what the Clusterfile alone determines, without the rootfs.
 pub fn clean_env(cf: &Clusterfile, host: &HostSpec, facts: &Facts) -> env::Env {
-    let inputs = BuiltinInputs {
-        host_ip: host.ip.clone(),
-        host_name: facts.hostname.clone(),
-        master0_ip: cf.master0().ip.clone(),
-        cluster_name: cf.name.clone(),
-        arch: arch_dir_for(&facts.arch).unwrap_or_default().to_string(),
-        rootfs_dir: plan::rootfs_dir(&cf.data_root, &cf.name),
-        registry_domain: cf.registry.domain.clone(),
-        registry_port: cf.registry.port,
-        container_runtime: cf.container_runtime.clone(),
-        kube_version: None,
-        image_list: None,
-    };
+    let registry_host = cf.is_registry_host(&host.ip);
+    let inputs = plan_inputs(cf, host, facts, registry_host, Timeouts::default());
     // SvcCIDR was checked when the Clusterfile was parsed, so this cannot fail in practice;
     // fall back to the plain merge rather than refuse to clean.
-    env::host_env(&inputs, &cf.env, &host.env)
+    inputs
+        .env_without_rootfs()
         .unwrap_or_else(|_| env::merge(&env::Env::new(), &cf.env, &host.env))
 }
 
@@ -234,25 +147,13 @@ fn hosts_entries(cf: &Clusterfile, host: &HostSpec, registry_host: bool) -> Vec<
     entries
 }
 
-/// The content of a regular file of the tree, with its source path; `None` when absent.
-fn read_text(tree: &MergedTree, rel: &str) -> Result<Option<(PathBuf, String)>, PlanBuildError> {
-    let Some(sourced) = tree.get(rel).filter(|s| s.entry.is_file()) else {
-        return Ok(None);
-    };
-    let path = sourced.source.clone();
-    let text = fs::read_to_string(&path).map_err(|source| PlanBuildError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(Some((path, text)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clusterfile::parse_with_env;
     use installer_proto::plan::HookPhase;
-    use installer_proto::rootfs::hash_file_content;
+    use installer_proto::rootfs::{arch_dir_for, hash_file_content};
+    use std::fs;
     use std::path::Path;
 
     fn write(root: &Path, rel: &str, content: &str) {
