@@ -14,6 +14,7 @@ pub mod bin_links;
 pub mod env;
 pub mod event;
 pub mod facts;
+pub mod hashcache;
 pub mod human;
 pub mod manifest;
 pub mod plan;
