@@ -58,18 +58,7 @@ impl ApplyError {
     }
 }
 
-/// What the host lacks of a plan.
-#[derive(Debug, Clone, Default)]
-pub struct Need {
-    /// Paths to send.
-    pub files: Vec<String>,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Files already present.
-    pub have_files: u64,
-    /// Their bytes.
-    pub have_bytes: u64,
-}
+pub use installer_proto::wire::Need;
 
 /// An apply in progress.
 pub struct Apply {

@@ -1,91 +1,30 @@
 //! The rootfs contract (SPEC §3): how a host's *merged rootfs* is formed from the image
-//! directory, its per-architecture subtree and the user's overlays, and the ELF check that
-//! keeps a binary of the wrong machine off a host. Both sides use it: the controller to build
+//! directory, its per-architecture subtree and the user's overlays, which of its files are
+//! templates, and the check (with [`crate::elf`]) that keeps a binary of the wrong machine
+//! off a host. Both sides use it: the controller to build
 //! what it ships, the agent when run by hand on a rootfs directory.
 
+use crate::elf::elf_machine_of;
 use crate::manifest::{
     self, DirTree, Entry, EntryKind, LinkError, Lookup, Manifest, ManifestError, Node, paths,
 };
 use cap_std::fs::Dir;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
-/// Per-architecture subtree names (Go's names, as sealer uses them).
-pub const ARCH_DIRS: [&str; 2] = ["amd64", "arm64"];
+/// The arch subtree names are part of the rootfs layout; they are defined with the
+/// machines they stand for.
+pub use crate::elf::{ARCH_DIRS, arch_dir_for};
 
-/// Maps `uname -m` to the rootfs arch subtree name: `x86_64` → `amd64`, `aarch64` →
-/// `arm64`. `None` for machines the product does not support.
-pub fn arch_dir_for(uname_machine: &str) -> Option<&'static str> {
-    match uname_machine {
-        "x86_64" | "amd64" => Some("amd64"),
-        "aarch64" | "arm64" => Some("arm64"),
-        _ => None,
-    }
-}
+/// The top-level directories whose `*.tmpl` files are rendered (SPEC §3, §4).
+pub const TEMPLATE_DIRS: [&str; 3] = ["etc/", "statics/", "manifests/"];
 
-/// The `uname -m` machine an ELF header is built for, when it is an ELF file of a machine we
-/// know; `Some("other(N)")`-style names are not invented: unknown machines give the raw
-/// number.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ElfMachine {
-    /// x86-64 (`e_machine` 62).
-    X86_64,
-    /// AArch64 (`e_machine` 183).
-    Aarch64,
-    /// Any other machine number.
-    Other(u16),
-}
-
-impl ElfMachine {
-    /// The `uname -m` spelling.
-    pub fn uname(&self) -> String {
-        match self {
-            ElfMachine::X86_64 => "x86_64".into(),
-            ElfMachine::Aarch64 => "aarch64".into(),
-            ElfMachine::Other(n) => format!("ELF machine {n}"),
-        }
-    }
-
-    /// Whether a host reporting `uname_machine` can run this binary.
-    pub fn runs_on(&self, uname_machine: &str) -> bool {
-        arch_dir_for(uname_machine) == arch_dir_for(&self.uname())
-            && arch_dir_for(uname_machine).is_some()
-    }
-}
-
-/// Reads the ELF machine from the first bytes of a file; `None` if it is not ELF (scripts).
-pub fn elf_machine(header: &[u8]) -> Option<ElfMachine> {
-    if header.len() < 20 || &header[..4] != b"\x7fELF" {
-        return None;
-    }
-    // EI_DATA: 1 little-endian, 2 big-endian. e_machine is the u16 at offset 18.
-    let raw = [header[18], header[19]];
-    let machine = match header[5] {
-        2 => u16::from_be_bytes(raw),
-        _ => u16::from_le_bytes(raw),
-    };
-    Some(match machine {
-        62 => ElfMachine::X86_64,
-        183 => ElfMachine::Aarch64,
-        n => ElfMachine::Other(n),
-    })
-}
-
-/// Reads the ELF machine of a file on disk.
-pub fn elf_machine_of(path: &Path) -> io::Result<Option<ElfMachine>> {
-    let mut header = [0u8; 20];
-    let mut file = fs::File::open(path)?;
-    let mut read = 0;
-    while read < header.len() {
-        let n = file.read(&mut header[read..])?;
-        if n == 0 {
-            break;
-        }
-        read += n;
-    }
-    Ok(elf_machine(&header[..read]))
+/// Whether the tree path of a regular file is a template the render step renders: a
+/// `*.tmpl` under one of [`TEMPLATE_DIRS`].
+pub fn is_template(path: &str) -> bool {
+    path.ends_with(".tmpl") && TEMPLATE_DIRS.iter().any(|d| path.starts_with(d))
 }
 
 /// One path of a merged tree with where its content comes from.
@@ -498,6 +437,7 @@ fn io_err(path: &Path, source: io::Error) -> RootfsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::header_for;
 
     fn write(root: &Path, rel: &str, content: &[u8]) {
         let p = root.join(rel);
@@ -507,15 +447,6 @@ mod tests {
 
     fn merge(dir: &Path, arch: &str, overlays: &[PathBuf]) -> MergedTree {
         MergedTree::merge(dir, arch, overlays, &mut hash_file_content).unwrap()
-    }
-
-    fn elf(machine: u16) -> Vec<u8> {
-        let mut h = vec![0u8; 64];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = 2;
-        h[5] = 1;
-        h[18..20].copy_from_slice(&machine.to_le_bytes());
-        h
     }
 
     #[test]
@@ -589,17 +520,21 @@ mod tests {
     }
 
     #[test]
-    fn elf_machine_is_read_and_checked() {
-        assert_eq!(elf_machine(&elf(62)), Some(ElfMachine::X86_64));
-        assert_eq!(elf_machine(&elf(183)), Some(ElfMachine::Aarch64));
-        assert_eq!(elf_machine(b"#!/bin/sh\necho hi\n"), None);
-        assert!(ElfMachine::X86_64.runs_on("x86_64"));
-        assert!(!ElfMachine::X86_64.runs_on("aarch64"));
+    fn templates_are_tmpl_files_of_the_rendered_directories() {
+        for yes in ["etc/kubeadm.yml.tmpl", "statics/a/b.tmpl", "manifests/x.tmpl"] {
+            assert!(is_template(yes), "{yes}");
+        }
+        for no in ["etc/kubeadm.yml", "scripts/init.sh.tmpl", "x.tmpl", "etcx/a.tmpl"] {
+            assert!(!is_template(no), "{no}");
+        }
+    }
 
+    #[test]
+    fn bin_binaries_of_another_machine_are_refused() {
         let img = tempfile::tempdir().unwrap();
-        write(img.path(), "bin/tool", &elf(183));
+        write(img.path(), "bin/tool", &header_for(183));
         write(img.path(), "bin/script.sh", b"#!/bin/sh\n");
-        write(img.path(), "cri/other", &elf(183));
+        write(img.path(), "cri/other", &header_for(183));
         let tree = merge(img.path(), "amd64", &[]);
         let err = tree.check_bin_machine("x86_64").unwrap_err().to_string();
         assert_eq!(
