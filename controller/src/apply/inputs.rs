@@ -69,14 +69,7 @@ pub fn load_clusterfile(common: &Common) -> anyhow::Result<Clusterfile> {
 /// Validates everything apply reads locally.
 pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
     let cf = load_clusterfile(&args.common)?;
-    for overlay in &args.overlays {
-        if !overlay.is_dir() {
-            anyhow::bail!(
-                "--overlay {}: not a directory; give a directory laid out like the rootfs (e.g. holding scripts/preHook.sh)",
-                overlay.display()
-            );
-        }
-    }
+    rootfs::check_overlays(&args.overlays)?;
     let base = cf
         .source
         .parent()
