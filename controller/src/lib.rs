@@ -7,6 +7,7 @@ pub mod clean;
 pub mod cli;
 pub mod clusterfile;
 pub mod failure;
+pub mod home;
 pub mod output;
 pub mod plan;
 pub mod rootfs;

@@ -55,10 +55,7 @@ impl Inputs {
 
 /// Expands a leading `~/`.
 pub fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(path),
-    }
+    crate::home::expand_env(path).unwrap_or_else(|| PathBuf::from(path))
 }
 
 /// Reads and validates the Clusterfile alone (what clean needs).

@@ -17,7 +17,7 @@ use installer_proto::plan;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Looks up an environment variable of the controller.
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -338,12 +338,9 @@ impl Ctx<'_> {
                 )
             })
         };
-        let path = if value == "~" {
-            PathBuf::from(home()?)
-        } else if let Some(rest) = value.strip_prefix("~/") {
-            Path::new(&home()?).join(rest)
-        } else {
-            self.base_dir.join(value)
+        let path = match crate::home::rest(value) {
+            Some(rest) => crate::home::join(home()?, rest),
+            None => self.base_dir.join(value),
         };
         Ok(Some(path))
     }

@@ -278,11 +278,7 @@ fn save_hashes(cache: &mut HashCache) {
 }
 
 fn expand(image: &str, base: &Path) -> PathBuf {
-    let home = std::env::var_os("HOME");
-    match (image.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => base.join(image),
-    }
+    crate::home::expand_env(image).unwrap_or_else(|| base.join(image))
 }
 
 /// The one directory inside `dir` when it holds exactly one entry, a directory whose name is
