@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub const CLUSTER: &str = "c1";
 
 pub fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
+    testenv::fixture::minimal_dir()
 }
 
 /// A temp root holding what a host has before any apply: /etc/hosts, /var/lib, /usr/local.
