@@ -282,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 env: Env::new(),
                 remove_agent: false,
                 force: c.force,
-                script_timeout: Duration::from_secs(Timeouts::default().script_secs),
+                script_timeout: Duration::from_secs(DEFAULT_SCRIPT_TIMEOUT_SECS),
             };
             let outcome = clean(&c.root.host_root(), &req, &sink)?;
             report(&outcome, c.json, "clean");

@@ -195,3 +195,80 @@ fn read_text(tree: &MergedTree, rel: &str) -> Result<Option<(PathBuf, String)>, 
     })?;
     Ok(Some((path, text)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DEFAULT_CONTAINER_RUNTIME, DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT};
+    use crate::rootfs::hash_file_content;
+    use std::path::Path;
+
+    fn inputs(machine: &str, deploy: bool) -> PlanInputs {
+        PlanInputs {
+            cluster: "c".into(),
+            data_root: "/data".into(),
+            host_ip: "10.0.0.2".into(),
+            host_name: "h2".into(),
+            master0_ip: "10.0.0.1".into(),
+            machine: machine.into(),
+            roles: vec!["node".into()],
+            registry: RegistryPlan {
+                domain: DEFAULT_REGISTRY_DOMAIN.into(),
+                port: DEFAULT_REGISTRY_PORT,
+                deploy,
+            },
+            container_runtime: DEFAULT_CONTAINER_RUNTIME.into(),
+            cluster_env: Env::from([("A".into(), "cluster".into())]),
+            host_env: Env::from([("A".into(), "host".into())]),
+            hosts_entries: Vec::new(),
+            plugins: Vec::new(),
+            timeouts: Timeouts::default(),
+            watch: WatchConfig::default(),
+        }
+    }
+
+    fn tree(root: &Path) -> MergedTree {
+        for (rel, text) in [
+            ("Metadata", "{\"version\":\"v1.23.1\"}"),
+            ("registry/data", "x"),
+            ("etc/a", "a"),
+        ] {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        MergedTree::merge(root, "amd64", &[], &mut hash_file_content).unwrap()
+    }
+
+    #[test]
+    fn registry_data_goes_to_registry_hosts_only_and_metadata_feeds_the_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = tree(dir.path());
+        let node = build(&inputs("x86_64", false), &tree).unwrap();
+        assert!(node.manifest.get("registry").is_none());
+        assert!(node.manifest.get("etc/a").is_some());
+        assert_eq!(node.env["KubeVersion"], "v1.23.1");
+        assert_eq!(node.env["A"], "host");
+        assert_eq!(node.env["RootfsDir"], "/data/c/rootfs");
+        assert_eq!(node.env["RegistryURL"], "sea.hub:5000");
+        let registry = build(&inputs("x86_64", true), &tree).unwrap();
+        assert!(registry.manifest.get("registry/data").is_some());
+        assert_eq!(
+            build(&inputs("riscv64", true), &tree)
+                .unwrap_err()
+                .to_string(),
+            "architecture riscv64 is not supported; hosts must be x86_64 or aarch64"
+        );
+    }
+
+    #[test]
+    fn the_env_without_a_rootfs_has_no_rootfs_keys_and_tolerates_any_machine() {
+        let env = inputs("riscv64", false).env_without_rootfs().unwrap();
+        assert_eq!(env["Arch"], "");
+        assert_eq!(env["ContainerRuntime"], "docker");
+        assert_eq!(env["HostName"], "h2");
+        assert!(!env.contains_key("KubeVersion"));
+        let env = inputs("aarch64", false).env_without_rootfs().unwrap();
+        assert_eq!(env["Arch"], "arm64");
+    }
+}
