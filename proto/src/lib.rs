@@ -1,7 +1,7 @@
 //! The contract between the `installer` controller and `installer-agent`.
 //!
 //! Everything the two sides must agree on lives here and nowhere else: the plan a host
-//! executes ([`plan`]), the merged-rootfs file manifest ([`manifest`], [`rootfs`]), the
+//! executes and the one way it is built ([`plan`]), the merged-rootfs file manifest ([`manifest`], [`rootfs`]), the
 //! messages on the SSH channel ([`wire`]), the events the agent reports ([`event`]), the
 //! host facts ([`facts`]), the machines and their ELF check ([`elf`]), the content-hash cache
 //! ([`hashcache`]), the environment given to scripts and templates ([`env`]) and the

@@ -2,7 +2,8 @@
 //! by hand). It carries everything the host needs and nothing secret: the merged-rootfs
 //! manifest, the host's full environment, its `/etc/hosts` entries, the plugin hooks in its
 //! scope and the timeouts. The agent decides from it, and from its own journal, which steps
-//! run.
+//! run. Both sides form it with [`build`], from [`PlanInputs`] and the merged rootfs, with
+//! the defaults named here; the checks an agent applies to it are in `check`.
 
 use crate::env::Env;
 use crate::manifest::Manifest;
