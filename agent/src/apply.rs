@@ -5,7 +5,6 @@
 use crate::clusters::{self, ClusterRef};
 use crate::error::ApplyError;
 use crate::fsutil;
-use crate::index::RootfsIndex;
 use crate::journal::{Journal, StepRecord};
 use crate::lock::HostLock;
 use crate::owner::{self, Ownership};
@@ -20,18 +19,7 @@ use installer_proto::manifest::join_rel;
 use installer_proto::plan::{Plan, StepKind};
 use std::time::Instant;
 
-/// What the host lacks of a plan.
-#[derive(Debug, Clone, Default)]
-pub struct Need {
-    /// Paths to send.
-    pub files: Vec<String>,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Files already present.
-    pub have_files: u64,
-    /// Their bytes.
-    pub have_bytes: u64,
-}
+pub use installer_proto::wire::Need;
 
 /// An apply in progress.
 pub struct Apply {
@@ -146,7 +134,7 @@ impl Apply {
     /// Compares the manifest with the rootfs copy (and content already staged by an
     /// interrupted transfer).
     fn compute_need(&self) -> Need {
-        let mut index = RootfsIndex::load(&self.paths.state);
+        let mut index = crate::index::load(&self.paths.state);
         let mut need = Need::default();
         for entry in self.plan.manifest.files() {
             let want = entry.sha256().unwrap_or_default();
@@ -155,7 +143,7 @@ impl Apply {
                 .and_then(|p| installer_proto::manifest::sha256_file(&p).ok());
             let placed = join_rel(&self.paths.rootfs, &entry.path)
                 .ok()
-                .and_then(|p| index.hash(&entry.path, &p));
+                .and_then(|p| index.file_hash(&p).ok().flatten());
             if staged.as_deref() == Some(want) || placed.as_deref() == Some(want) {
                 need.have_files += 1;
                 need.have_bytes += entry.size();
@@ -166,7 +154,7 @@ impl Apply {
         }
         if !self.dry_run {
             // Only a cache: failing to save it costs time on the next apply, nothing else.
-            let _ = index.save(&self.paths.state);
+            let _ = index.save();
         }
         need
     }

@@ -6,9 +6,9 @@ use crate::apply::Apply;
 use crate::root::HostRoot;
 use crate::sink::Sink;
 use anyhow::{Context, bail};
-use installer_proto::env::{BuiltinInputs, Env, Metadata, host_env};
+use installer_proto::env::Env;
 use installer_proto::event::Outcome;
-use installer_proto::plan::{HostsEntry, Plan, RegistryPlan, StepKind, Timeouts, rootfs_dir};
+use installer_proto::plan::{self, HostsEntry, Plan, PlanInputs, RegistryPlan, StepKind, Timeouts};
 use installer_proto::rootfs::{MergedTree, arch_dir_for, hash_file_content};
 use std::path::PathBuf;
 
@@ -61,63 +61,42 @@ fn default_ip() -> String {
 /// Builds the plan and the merged tree it comes from.
 pub fn build(args: &HandApply) -> anyhow::Result<(Plan, MergedTree)> {
     let machine = crate::facts::machine();
+    // The tree is merged for one arch, so an unsupported one is refused before reading it.
     let Some(arch) = arch_dir_for(&machine) else {
         bail!("this host's architecture {machine} is not supported (x86_64 and aarch64 are)");
     };
     let tree = MergedTree::merge(&args.rootfs, arch, &[], &mut hash_file_content)
         .with_context(|| format!("reading rootfs {}", args.rootfs.display()))?;
     tree.check_bin_machine(&machine)?;
-    let mut manifest = tree.manifest()?;
-    if !args.registry_host {
-        manifest = manifest.without("registry");
-    }
-    let read = |rel: &str| {
-        tree.source(rel)
-            .and_then(|p| std::fs::read_to_string(p).ok())
-    };
-    let metadata = read("Metadata")
-        .map(|t| Metadata::parse(&t).context("parsing the rootfs Metadata"))
-        .transpose()?
-        .unwrap_or_default();
     let host_ip = args.host_ip.clone().unwrap_or_else(default_ip);
-    let inputs = BuiltinInputs {
+    let registry_ip = args.registry_ip.clone().unwrap_or_else(|| host_ip.clone());
+    let inputs = PlanInputs {
+        cluster: args.cluster.clone(),
+        data_root: args.data_root.clone(),
         host_ip: host_ip.clone(),
         host_name: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
         master0_ip: args.master0_ip.clone().unwrap_or_else(|| host_ip.clone()),
-        cluster_name: args.cluster.clone(),
-        arch: arch.to_string(),
-        rootfs_dir: rootfs_dir(&args.data_root, &args.cluster),
-        registry_domain: args.registry_domain.clone(),
-        registry_port: args.registry_port,
-        container_runtime: args.container_runtime.clone(),
-        kube_version: metadata.version,
-        image_list: read("imageList"),
-    };
-    let env = host_env(&inputs, &args.env, &args.host_env)?;
-    let registry_ip = args.registry_ip.clone().unwrap_or_else(|| host_ip.clone());
-    let plan = Plan {
-        cluster: args.cluster.clone(),
-        data_root: args.data_root.clone(),
-        host_ip,
+        machine,
         roles: args.roles.clone(),
         registry: RegistryPlan {
             domain: args.registry_domain.clone(),
             port: args.registry_port,
             deploy: args.registry_host,
         },
-        env,
+        container_runtime: args.container_runtime.clone(),
+        cluster_env: args.env.clone(),
+        host_env: args.host_env.clone(),
         hosts_entries: vec![HostsEntry {
             ip: registry_ip,
             names: vec![args.registry_domain.clone()],
         }],
         plugins: Vec::new(),
-        manifest,
         timeouts: args.timeouts.clone(),
         watch: args.watch.clone(),
     };
-    plan.validate()?;
+    let plan = plan::build(&inputs, &tree)?;
     Ok((plan, tree))
 }
 

@@ -54,7 +54,7 @@ fn name_for(root: &HostRoot) -> Vec<u8> {
         return b"installer-agent.lock".to_vec();
     }
     let digest = Sha256::digest(install_root.as_bytes());
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let hex = installer_proto::manifest::hex(&digest[..12]);
     format!("installer-agent.lock.{hex}").into_bytes()
 }
 

@@ -11,7 +11,9 @@ use installer_agent::root::HostRoot;
 use installer_agent::sink::TermSink;
 use installer_proto::env::{Env, parse_entries};
 use installer_proto::plan::{
-    DEFAULT_DATA_ROOT, Timeouts, check_cluster_dir, check_cluster_name, check_data_root,
+    DEFAULT_CONTAINER_RUNTIME, DEFAULT_DATA_ROOT, DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT,
+    DEFAULT_REGISTRY_TIMEOUT_SECS, DEFAULT_SCRIPT_TIMEOUT_SECS, Timeouts, check_cluster_dir,
+    check_cluster_name, check_data_root,
 };
 use installer_proto::term;
 use std::io::{BufReader, IsTerminal};
@@ -104,10 +106,10 @@ struct ApplyCmd {
     #[arg(long, value_name = "IP")]
     registry_ip: Option<String>,
     /// Registry domain.
-    #[arg(long, default_value = "sea.hub")]
+    #[arg(long, default_value = DEFAULT_REGISTRY_DOMAIN)]
     registry_domain: String,
     /// Registry port.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = DEFAULT_REGISTRY_PORT)]
     registry_port: u16,
     /// This host's IP (default: the default route's interface address).
     #[arg(long, value_name = "IP")]
@@ -116,7 +118,7 @@ struct ApplyCmd {
     #[arg(long, value_name = "IP")]
     master0_ip: Option<String>,
     /// Container runtime: containerd or docker.
-    #[arg(long, default_value = "containerd")]
+    #[arg(long, default_value = DEFAULT_CONTAINER_RUNTIME)]
     container_runtime: String,
     /// Data root.
     #[arg(long, default_value = DEFAULT_DATA_ROOT)]
@@ -128,10 +130,10 @@ struct ApplyCmd {
     #[arg(long)]
     dry_run: bool,
     /// Seconds each script may run.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = DEFAULT_SCRIPT_TIMEOUT_SECS)]
     script_timeout: u64,
     /// Seconds to wait for the registry.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = DEFAULT_REGISTRY_TIMEOUT_SECS)]
     registry_timeout: u64,
     /// The trees watched around script steps (JSON: trees, copy_trees, copy_file_max,
     /// copy_total_max, shallow, exclude; keys left out keep their defaults).
@@ -282,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 env: Env::new(),
                 remove_agent: false,
                 force: c.force,
-                script_timeout: Duration::from_secs(Timeouts::default().script_secs),
+                script_timeout: Duration::from_secs(DEFAULT_SCRIPT_TIMEOUT_SECS),
             };
             let outcome = clean(&c.root.host_root(), &req, &sink)?;
             report(&outcome, c.json, "clean");

@@ -76,12 +76,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                     Ok(a) => {
                         let need = a.need().clone();
                         apply = Some(a);
-                        send(&AgentMsg::Need {
-                            files: need.files,
-                            bytes: need.bytes,
-                            have_files: need.have_files,
-                            have_bytes: need.have_bytes,
-                        })?;
+                        send(&AgentMsg::Need(need))?;
                     }
                     Err(e) => send(&refusal(&e))?,
                 }

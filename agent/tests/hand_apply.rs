@@ -111,6 +111,9 @@ fn env_values_reach_scripts_unchanged_and_run_nothing() {
     }
     assert_eq!(env["KubeadmAPIVersion"], "kubeadm.k8s.io/v1beta3");
     assert_eq!(env["PauseImage"], "sea.hub:5000/pause:3.6");
+    // Without --container-runtime the hand-run agent takes the Clusterfile's default.
+    assert_eq!(env["ContainerRuntime"], "docker");
+    assert_eq!(env["CriSocket"], "/var/run/dockershim.sock");
     assert_eq!(env["InstallRoot"], root.path().display().to_string());
     // Only the plan's env: nothing leaks in from the agent's own environment.
     assert!(!env.contains_key("CARGO_MANIFEST_DIR"));

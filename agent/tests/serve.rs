@@ -10,7 +10,7 @@ use common::*;
 use installer_agent::handrun::{HandApply, build};
 use installer_proto::plan::{Plan, Timeouts};
 use installer_proto::wire::{
-    AgentMsg, ControllerMsg, PROTOCOL_VERSION, read_msg, write_chunk, write_msg,
+    AgentMsg, ControllerMsg, Need, PROTOCOL_VERSION, read_msg, write_chunk, write_msg,
 };
 use std::io::{BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -130,9 +130,9 @@ fn a_session_receives_what_is_missing_runs_and_then_needs_nothing() {
         plan: Box::new(plan.clone()),
         dry_run: false,
     });
-    let AgentMsg::Need {
+    let AgentMsg::Need(Need {
         files, have_files, ..
-    } = agent.recv()
+    }) = agent.recv()
     else {
         panic!("expected need")
     };
@@ -173,7 +173,7 @@ fn a_session_receives_what_is_missing_runs_and_then_needs_nothing() {
         plan: Box::new(plan),
         dry_run: false,
     });
-    let AgentMsg::Need { files, .. } = agent.recv() else {
+    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
         panic!("expected need")
     };
     assert!(files.is_empty(), "{files:?}");
@@ -200,7 +200,7 @@ fn paths_outside_the_rootfs_and_unrequested_or_corrupt_content_are_refused() {
             plan: Box::new(plan.clone()),
             dry_run: false,
         });
-        assert!(matches!(agent.recv(), AgentMsg::Need { .. }));
+        assert!(matches!(agent.recv(), AgentMsg::Need(_)));
         send_stream(&mut agent, &tar_zst(&[(path, data)]));
         match agent.recv() {
             AgentMsg::Error { message } => assert!(message.contains(needle), "{path}: {message}"),
@@ -294,7 +294,7 @@ fn an_offer_or_clean_while_another_agent_holds_the_lock_is_answered_busy() {
         plan: Box::new(plan.clone()),
         dry_run: false,
     });
-    assert!(matches!(first.recv(), AgentMsg::Need { .. }));
+    assert!(matches!(first.recv(), AgentMsg::Need(_)));
     let before = snapshot(root.path());
     let mut second = Agent::start(root.path());
     second.send(&ControllerMsg::Offer {

@@ -3,6 +3,7 @@
 
 use crate::output::OutputMode;
 use clap::{Args, Parser, Subcommand};
+use installer_proto::plan;
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
@@ -125,11 +126,11 @@ pub struct ApplyArgs {
     pub force: bool,
 
     /// Seconds each script may run.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    #[arg(long, value_name = "SECS", default_value_t = plan::DEFAULT_SCRIPT_TIMEOUT_SECS)]
     pub script_timeout: u64,
 
     /// Seconds to wait for the local registry to answer.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = plan::DEFAULT_REGISTRY_TIMEOUT_SECS)]
     pub registry_timeout: u64,
 
     /// The trees the agents watch around script steps, so clean can undo what scripts did

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clusterfile;
 pub mod exit;
 pub mod failure;
+pub mod home;
 pub mod output;
 pub mod plan;
 pub mod rootfs;

@@ -59,7 +59,7 @@ fn the_agent_starts_sealer_registry_itself_and_clean_removes_it() {
         0,
         &format!(
             "/root/installer-agent apply --rootfs /root/rootfs --cluster reg --registry-host \
-             --host-ip {ip} --role master --registry-timeout 60 2>&1"
+             --host-ip {ip} --role master --container-runtime containerd --registry-timeout 60 2>&1"
         ),
     );
     assert!(apply.contains("apply: ok"), "{apply}");

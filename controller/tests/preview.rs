@@ -7,7 +7,6 @@
 mod e2e_common;
 
 use e2e_common::*;
-use std::path::Path;
 use testenv::hosts::{Cluster, UpOptions};
 
 const PREVIEW: &str = "/root/preview";
@@ -15,7 +14,7 @@ const PREVIEW: &str = "/root/preview";
 #[test]
 fn preview_mode_apply_reapply_change_and_clean_over_ssh() {
     let rootfs = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures/rootfs");
+    let fixture = testenv::fixture::minimal_dir();
     let status = std::process::Command::new("cp")
         .arg("-a")
         .arg(format!("{}/.", fixture.display()))

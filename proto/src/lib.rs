@@ -1,9 +1,10 @@
 //! The contract between the `installer` controller and `installer-agent`.
 //!
 //! Everything the two sides must agree on lives here and nowhere else: the plan a host
-//! executes ([`plan`]), the merged-rootfs file manifest ([`manifest`], [`rootfs`]), the
+//! executes and the one way it is built ([`plan`]), the merged-rootfs file manifest ([`manifest`], [`rootfs`]), the
 //! messages on the SSH channel ([`wire`]), the events the agent reports ([`event`]), the
-//! host facts ([`facts`]), the environment given to scripts and templates ([`env`]) and the
+//! host facts ([`facts`]), the machines and their ELF check ([`elf`]), the content-hash cache
+//! ([`hashcache`]), the environment given to scripts and templates ([`env`]) and the
 //! Go-template language rootfs `.tmpl` files are written in ([`template`]).
 //!
 //! The crate is synchronous and depends on serde, sha2, thiserror and cap-std (directory
@@ -11,9 +12,11 @@
 //! without an async runtime.
 
 pub mod bin_links;
+pub mod elf;
 pub mod env;
 pub mod event;
 pub mod facts;
+pub mod hashcache;
 pub mod human;
 pub mod manifest;
 pub mod plan;

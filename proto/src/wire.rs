@@ -97,6 +97,19 @@ pub enum ControllerMsg {
     Bye,
 }
 
+/// What the host lacks of an offered plan: the agent computes it, the controller sends it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    /// Paths of the regular files whose content the host lacks, sorted.
+    pub files: Vec<String>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Files of the plan the host already has.
+    pub have_files: u64,
+    /// Their total size.
+    pub have_bytes: u64,
+}
+
 /// Agent → controller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -113,16 +126,7 @@ pub enum AgentMsg {
     /// Answer to `Facts`.
     Facts(Box<Facts>),
     /// Answer to `Offer`: the regular files whose content the host lacks.
-    Need {
-        /// Paths to send, sorted.
-        files: Vec<String>,
-        /// Their total size.
-        bytes: u64,
-        /// Files of the plan the host already has.
-        have_files: u64,
-        /// Their total size.
-        have_bytes: u64,
-    },
+    Need(Need),
     /// Answer to `FilesEnd`: everything arrived and matched the manifest.
     Received {
         /// Files received.
@@ -256,6 +260,24 @@ mod tests {
         let second: ControllerMsg = read_msg(&mut r).unwrap().unwrap();
         assert_eq!(second, ControllerMsg::Bye);
         assert!(read_msg::<_, ControllerMsg>(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn need_is_a_flat_message_on_the_wire() {
+        let need = AgentMsg::Need(Need {
+            files: vec!["bin/kubelet".into()],
+            bytes: 5,
+            have_files: 2,
+            have_bytes: 7,
+        });
+        let mut out = Vec::new();
+        write_msg(&mut out, &need).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "{\"type\":\"need\",\"files\":[\"bin/kubelet\"],\"bytes\":5,\"have_files\":2,\"have_bytes\":7}\n"
+        );
+        let back: AgentMsg = read_msg(&mut Cursor::new(out)).unwrap().unwrap();
+        assert_eq!(back, need);
     }
 
     #[test]

@@ -35,7 +35,7 @@ where
         hasher.update(part);
     }
     let digest = hasher.finalize();
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    installer_proto::manifest::hex(&digest[..6])
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 //!   `testenv/fixture/rootfs/README.md`). Built once per recipe and cached.
 //! - [`build_no_clean_rootfs`]: the realistic one with basefs-style scripts and no clean
 //!   script at all (see [`no_clean`]).
-//! - [`minimal_rootfs`]: scripts that only write markers; no packages, instant.
+//! - [`minimal_rootfs`] (in place: [`minimal_dir`]): shell scripts that record the order
+//!   they ran in and their environment under `$InstallRoot/var/lib/fixture`, fail or hang
+//!   on request (`fixture-fail-at`, `fixture-hang-at` under the install root), a template,
+//!   an arch subtree and registry data; no packages, instant.
 
 pub mod files;
 pub mod no_clean;
@@ -305,7 +308,13 @@ fn write_test_image(
     Ok(())
 }
 
-/// Writes the minimal rootfs (marker-only scripts, no packages) to `out` and returns it.
+/// The minimal rootfs where it lives in the source tree, for tests that read it in place
+/// (as `--rootfs`, or to copy it).
+pub fn minimal_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/minimal")
+}
+
+/// Writes the minimal rootfs (recording scripts, no packages) to `out` and returns it.
 pub fn minimal_rootfs(out: &Path) -> Result<PathBuf, FixtureError> {
     fs::create_dir_all(out).map_err(io("create", out))?;
     write_static(out, files::MINIMAL)?;

@@ -16,4 +16,5 @@ pub mod hosts;
 pub mod node_image;
 pub mod registry_image;
 pub mod sshd;
+pub mod tree;
 pub mod vagrant;

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use installer_proto::rootfs::{arch_dir_for, elf_machine_of};
+use installer_proto::elf::elf_machine_of;
+use installer_proto::rootfs::arch_dir_for;
 use std::process::Command;
 use testenv::fixture::{RootfsOptions, Runtime, build_rootfs};
 

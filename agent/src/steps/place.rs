@@ -4,7 +4,6 @@
 
 use super::{Ctx, StepResult, Written, step_err};
 use crate::fsutil;
-use crate::index::RootfsIndex;
 use installer_proto::manifest::{EntryKind, join_rel};
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,7 +15,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let rootfs = &ctx.paths.rootfs;
     let staging = &ctx.paths.staging;
     fs::create_dir_all(rootfs).map_err(|e| step_err(fsutil::ctx(rootfs, "creating")(e)))?;
-    let mut index = RootfsIndex::load(&ctx.paths.state);
+    let mut index = crate::index::load(&ctx.paths.state);
     let mut written = Written::default();
     for entry in &ctx.plan.manifest.entries {
         let target = join_rel(rootfs, &entry.path).map_err(step_err)?;
@@ -43,15 +42,18 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
                         .map_err(|e| step_err(fsutil::ctx(&target, "moving into place")(e)))?;
                     written.files += 1;
                     written.bytes += size;
-                } else if index.hash(&entry.path, &target).as_deref() != Some(sha256.as_str()) {
+                } else if index.file_hash(&target).ok().flatten().as_deref()
+                    != Some(sha256.as_str())
+                {
                     return Err(step_err(format!(
                         "{}: the host's copy does not match the plan and no new content arrived; run apply again to resend it",
                         entry.path
                     )));
                 }
                 set_mode(&target, entry.mode)?;
-                // The rename and chmod changed the mtime/ctime the index keys on; refresh.
-                index.hash(&entry.path, &target);
+                // Record the placed file, so the next apply finds it without reading it
+                // (a file written too recently to trust is left for then).
+                let _ = index.file_hash(&target);
             }
             EntryKind::Symlink { target: link } => {
                 let current = fs::read_link(&target).ok();
@@ -64,8 +66,9 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
         }
     }
     remove_unlisted(ctx, rootfs)?;
-    index.retain(&ctx.plan.manifest);
-    index.save(&ctx.paths.state).map_err(step_err)?;
+    index
+        .save()
+        .map_err(|e| step_err(fsutil::ctx(index.file(), "writing")(e)))?;
     if staging.exists() {
         fs::remove_dir_all(staging).map_err(|e| step_err(fsutil::ctx(staging, "removing")(e)))?;
     }

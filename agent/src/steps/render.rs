@@ -10,17 +10,13 @@ use crate::paths::ClusterPaths;
 use installer_proto::event::Event;
 use installer_proto::manifest::Entry;
 use installer_proto::plan::Plan;
+use installer_proto::rootfs::is_template;
 use installer_proto::template::Template;
 use std::fs;
 
-/// The top-level directories whose templates are rendered.
-pub const TEMPLATE_DIRS: [&str; 3] = ["etc/", "statics/", "manifests/"];
-
 /// The template files of a plan.
 pub fn templates(plan: &Plan) -> impl Iterator<Item = &Entry> {
-    plan.manifest.files().filter(|e| {
-        e.path.ends_with(".tmpl") && TEMPLATE_DIRS.iter().any(|d| e.path.starts_with(d))
-    })
+    plan.manifest.files().filter(|e| is_template(&e.path))
 }
 
 /// Runs the step.

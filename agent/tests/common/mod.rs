@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const CLUSTER: &str = "c1";
 
 pub fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rootfs")
+    testenv::fixture::minimal_dir()
 }
 
 /// A temp root holding what a host has before any apply: /etc/hosts, /var/lib, /usr/local.
@@ -131,54 +131,13 @@ pub fn steps_with(events: &[serde_json::Value], kind: &str) -> Vec<String> {
 }
 
 /// Every path under `root` with its kind, mode, owner and content hash (or link target).
-pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for item in fs::read_dir(&dir).unwrap() {
-            let item = item.unwrap();
-            let path = item.path();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let owner = format!(
-                "{}:{} {:o}",
-                meta.uid(),
-                meta.gid(),
-                meta.permissions().mode() & 0o7777
-            );
-            let desc = if meta.is_dir() {
-                stack.push(path.clone());
-                format!("dir {owner}")
-            } else if meta.file_type().is_symlink() {
-                format!(
-                    "link {owner} -> {}",
-                    fs::read_link(&path).unwrap().display()
-                )
-            } else {
-                let sha = installer_proto::manifest::sha256_file(&path).unwrap();
-                format!("file {owner} {sha}")
-            };
-            out.insert(rel, desc);
-        }
-    }
-    out
+pub fn snapshot(root: &Path) -> testenv::tree::TreeSnapshot {
+    testenv::tree::snapshot(root).unwrap()
 }
 
 /// Asserts two snapshots are equal, listing the differences when not.
-pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
-    let mut diffs = Vec::new();
-    for (k, v) in before {
-        match after.get(k) {
-            None => diffs.push(format!("missing: {k} ({v})")),
-            Some(w) if w != v => diffs.push(format!("changed: {k}: {v} -> {w}")),
-            _ => {}
-        }
-    }
-    for (k, v) in after {
-        if !before.contains_key(k) {
-            diffs.push(format!("left behind: {k} ({v})"));
-        }
-    }
+pub fn assert_same_tree(before: &testenv::tree::TreeSnapshot, after: &testenv::tree::TreeSnapshot) {
+    let diffs = testenv::tree::differences(before, after);
     assert!(diffs.is_empty(), "tree differs:\n{}", diffs.join("\n"));
 }
 

@@ -14,9 +14,9 @@
 //! Every ELF file there named `installer-agent` or `installer-agent-<anything>` is a
 //! candidate, and its ELF header — not its name — says which machine it is for.
 
+use installer_proto::elf::{ElfMachine, elf_machine_of};
 use installer_proto::manifest::sha256_file;
 use installer_proto::plan::AGENT_UPLOAD_DIR;
-use installer_proto::rootfs::{ElfMachine, elf_machine_of};
 use std::path::{Path, PathBuf};
 
 /// The directories searched, in order: `dir` alone when given, else the ones around `exe`.
@@ -162,15 +162,7 @@ impl AgentBuilds {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn elf(machine: u16) -> Vec<u8> {
-        let mut h = vec![0u8; 64];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = 2;
-        h[5] = 1;
-        h[18..20].copy_from_slice(&machine.to_le_bytes());
-        h
-    }
+    use installer_proto::elf::header_for as elf;
 
     #[test]
     fn builds_are_chosen_by_elf_machine_not_name() {

@@ -42,18 +42,7 @@ pub enum SessionError {
     Busy(String),
 }
 
-/// The agent's answer to an offered plan.
-#[derive(Clone, Debug, Default)]
-pub struct Need {
-    /// Files to send.
-    pub files: Vec<String>,
-    /// Their total size.
-    pub bytes: u64,
-    /// Files the host already has.
-    pub have_files: u64,
-    /// Their total size.
-    pub have_bytes: u64,
-}
+pub use installer_proto::wire::Need;
 
 /// How a clean treats what it finds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -134,17 +123,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
             .recv("waiting for the agent's answer to the plan")
             .await?
         {
-            AgentMsg::Need {
-                files,
-                bytes,
-                have_files,
-                have_bytes,
-            } => Ok(Need {
-                files,
-                bytes,
-                have_files,
-                have_bytes,
-            }),
+            AgentMsg::Need(need) => Ok(need),
             AgentMsg::Error { message } => Err(SessionError::Refused(message)),
             AgentMsg::Busy { message } => Err(SessionError::Busy(message)),
             other => Err(unexpected("need", &other)),

@@ -71,10 +71,7 @@ impl Inputs {
 
 /// Expands a leading `~/`.
 pub fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(path),
-    }
+    crate::home::expand_env(path).unwrap_or_else(|| PathBuf::from(path))
 }
 
 /// Reads and validates the Clusterfile alone (what clean needs).
@@ -85,14 +82,7 @@ pub fn load_clusterfile(common: &Common) -> anyhow::Result<Clusterfile> {
 /// Validates everything apply reads locally.
 pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
     let cf = load_clusterfile(&args.common)?;
-    for overlay in &args.overlays {
-        if !overlay.is_dir() {
-            anyhow::bail!(
-                "--overlay {}: not a directory; give a directory laid out like the rootfs (e.g. holding scripts/preHook.sh)",
-                overlay.display()
-            );
-        }
-    }
+    rootfs::check_overlays(&args.overlays)?;
     let base = cf
         .source
         .parent()

@@ -33,14 +33,9 @@ pub use secret::Secret;
 /// The role that makes a host a master; master0 is the first IP of the first host with it.
 pub const ROLE_MASTER: &str = "master";
 
-/// Default `spec.registry.localRegistry.domain`.
-pub const DEFAULT_REGISTRY_DOMAIN: &str = "sea.hub";
-
-/// Default `spec.registry.localRegistry.port`.
-pub const DEFAULT_REGISTRY_PORT: u16 = 5000;
-
-/// Default `spec.containerRuntime.type` (sealer's default when the image does not say).
-pub const DEFAULT_CONTAINER_RUNTIME: &str = "docker";
+pub use installer_proto::plan::{
+    DEFAULT_CONTAINER_RUNTIME, DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT,
+};
 
 /// Why a Clusterfile cannot be used.
 #[derive(Debug, thiserror::Error)]

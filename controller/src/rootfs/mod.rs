@@ -5,7 +5,6 @@
 
 mod config;
 mod extract;
-mod hashcache;
 pub mod prune;
 mod templates;
 
@@ -14,7 +13,7 @@ mod tests;
 
 pub use config::{config_layer, merge_yaml};
 pub use extract::{Compression, LIMIT_ENV, UnpackLimits};
-pub use hashcache::HashCache;
+pub use installer_proto::hashcache::HashCache;
 pub use templates::check_templates;
 
 use installer_proto::rootfs::{ARCH_DIRS, MergedTree};
@@ -220,7 +219,7 @@ pub fn resolve_with(
         image: image.to_string(),
         path: path.clone(),
     })?;
-    let mut hashes = HashCache::load(&cache_dir.join("hashes.json"));
+    let mut hashes = load_hashes(&cache_dir.join("hashes.json"));
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| RootfsError::Io { path: p, source }
@@ -247,9 +246,7 @@ pub fn resolve_with(
             path,
         });
     };
-    if let Err(e) = hashes.save() {
-        tracing::warn!(error = %e, "could not save the hash cache; the next run will hash again");
-    }
+    save_hashes(&mut hashes);
     Ok(ResolvedRootfs {
         dir,
         archive,
@@ -258,12 +255,30 @@ pub fn resolve_with(
     })
 }
 
-fn expand(image: &str, base: &Path) -> PathBuf {
-    let home = std::env::var_os("HOME");
-    match (image.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => base.join(image),
+/// The hash cache at `file`; an unusable one is reported and replaced by an empty one.
+fn load_hashes(file: &Path) -> HashCache {
+    HashCache::load(file).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring unreadable hash cache");
+        HashCache::empty(file)
+    })
+}
+
+/// Saves the hash cache, creating its directory; a failure costs the next run time only.
+fn save_hashes(cache: &mut HashCache) {
+    if !cache.has_changes() {
+        return;
     }
+    let dir = cache.file().parent().map(Path::to_path_buf);
+    let saved = dir
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| cache.save());
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "could not save the hash cache; the next run will hash again");
+    }
+}
+
+fn expand(image: &str, base: &Path) -> PathBuf {
+    crate::home::expand_env(image).unwrap_or_else(|| base.join(image))
 }
 
 /// The one directory inside `dir` when it holds exactly one entry, a directory whose name is
@@ -348,9 +363,7 @@ impl ResolvedRootfs {
             hashed = cache.misses - misses,
             "merged rootfs"
         );
-        if let Err(e) = cache.save() {
-            tracing::warn!(error = %e, "could not save the hash cache; the next run will hash again");
-        }
+        save_hashes(&mut cache);
         Ok(tree)
     }
 

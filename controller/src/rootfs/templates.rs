@@ -3,12 +3,10 @@
 //! parsed is a fault of the input and must stop the run up front, naming the file.
 
 use super::{ResolvedRootfs, RootfsError};
+use installer_proto::rootfs::is_template;
 use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
-
-/// The top-level directories whose `*.tmpl` files are rendered.
-const TEMPLATE_DIRS: [&str; 3] = ["etc/", "statics/", "manifests/"];
 
 /// Parses every `*.tmpl` under `etc/`, `statics/` and `manifests/` of the merged tree of
 /// each architecture the rootfs has, with `layers` (overlays, Config layer) on top. Each
@@ -20,9 +18,7 @@ pub fn check_templates(resolved: &ResolvedRootfs, layers: &[PathBuf]) -> Result<
         let tree = resolved.walk(arch, layers)?;
         for sourced in tree.iter() {
             let path = &sourced.entry.path;
-            let is_template = sourced.entry.is_file()
-                && path.ends_with(".tmpl")
-                && TEMPLATE_DIRS.iter().any(|d| path.starts_with(d));
+            let is_template = sourced.entry.is_file() && is_template(path);
             if !is_template || !seen.insert(sourced.source.clone()) {
                 continue;
             }

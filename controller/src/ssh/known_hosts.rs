@@ -32,17 +32,22 @@ pub struct Checker {
     verdict: Verdict,
 }
 
+/// How a host is named in messages: `host` on SSH's default port 22, else `host:port`.
+pub fn label(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl Checker {
     /// A checker for `host:port` under `policy`.
     pub fn new(host: &str, port: u16, policy: &HostKeyPolicy) -> Checker {
         Checker {
             host: host.to_string(),
             port,
-            label: if port == 22 {
-                host.to_string()
-            } else {
-                format!("{host}:{port}")
-            },
+            label: label(host, port),
             policy: policy.clone(),
             verdict: Verdict::default(),
         }

@@ -76,11 +76,7 @@ pub async fn connect(
     p: &HostKeyPolicy,
     o: &ConnectOptions,
 ) -> Result<Session, SshError> {
-    let label = if t.port == 22 {
-        t.host.clone()
-    } else {
-        format!("{}:{}", t.host, t.port)
-    };
+    let label = known_hosts::label(&t.host, t.port);
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(o.keepalive),

@@ -38,7 +38,7 @@ pub(super) fn random_hex(n: usize) -> Result<String, Error> {
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(io_error("read", path))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(installer_proto::manifest::hex(&bytes))
 }
 
 /// A fresh cluster name for tests running in parallel: `t` and 10 random hex digits.

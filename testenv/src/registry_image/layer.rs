@@ -2,6 +2,7 @@
 //! root, mtime 0, no user or group names. The same inputs give the same bytes, so digests
 //! (and the recipe hashes built on them) are stable from one build to the next.
 
+use installer_proto::manifest::hex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -189,11 +190,6 @@ fn annotate(e: io::Error, path: &Path) -> io::Error {
 
 fn clean(path: &str) -> String {
     path.trim_matches('/').to_owned()
-}
-
-/// Lowercase hex of a byte string.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `sha256:<hex>` of a byte string.

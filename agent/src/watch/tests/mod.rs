@@ -7,63 +7,20 @@ mod scenario;
 
 use super::{Changes, StepSummary, UndoOptions, UndoReport, WatchConfig, Watcher, undo};
 use crate::root::HostRoot;
-use std::collections::BTreeMap;
 use std::fs;
 use std::ops::ControlFlow;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-/// What the tree compare sees of one path: kind, mode, owner, and content or link target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Node {
-    File {
-        mode: u32,
-        uid: u32,
-        content: Vec<u8>,
-    },
-    Dir {
-        mode: u32,
-        uid: u32,
-    },
-    Link(PathBuf),
+/// Every path under `dir` (relative): kind, owner, mode, and content hash or link target.
+pub(super) fn tree(dir: &Path) -> testenv::tree::TreeSnapshot {
+    testenv::tree::snapshot(dir).unwrap()
 }
 
-/// Every path under `dir` (relative), byte for byte.
-pub(super) fn tree(dir: &Path) -> BTreeMap<String, Node> {
-    fn visit(base: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-        for ent in fs::read_dir(dir).unwrap() {
-            let p = ent.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let mode = m.permissions().mode() & 0o7777;
-            let node = if m.file_type().is_symlink() {
-                Node::Link(fs::read_link(&p).unwrap())
-            } else if m.is_dir() {
-                visit(base, &p, out);
-                Node::Dir { mode, uid: m.uid() }
-            } else {
-                Node::File {
-                    mode,
-                    uid: m.uid(),
-                    content: fs::read(&p).unwrap(),
-                }
-            };
-            out.insert(rel, node);
-        }
-    }
-    let mut out = BTreeMap::new();
-    visit(dir, dir, &mut out);
-    out
-}
-
-/// Asserts two trees are equal, naming the first difference.
-pub(super) fn assert_same_tree(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) {
-    for (k, v) in a {
-        assert_eq!(Some(v), b.get(k), "{k} differs");
-    }
-    for k in b.keys() {
-        assert!(a.contains_key(k), "{k} is extra");
-    }
+/// Asserts two trees are equal, naming every difference.
+pub(super) fn assert_same_tree(a: &testenv::tree::TreeSnapshot, b: &testenv::tree::TreeSnapshot) {
+    let diffs = testenv::tree::differences(a, b);
+    assert!(diffs.is_empty(), "tree differs:\n{}", diffs.join("\n"));
 }
 
 /// Writes `content` at host path `host` under `root`, creating parents.

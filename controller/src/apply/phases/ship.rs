@@ -11,7 +11,7 @@ use installer_proto::plan::Timeouts;
 use std::sync::Arc;
 
 /// zstd level: fast enough to keep up with a gigabit link on one core.
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = crate::rootfs_stream::DEFAULT_LEVEL;
 
 /// Sends each host what its plan needs.
 pub struct Ship {

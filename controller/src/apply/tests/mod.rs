@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The agent's own test rootfs: scripts that record their order and fail or hang on demand.
+/// The minimal fixture rootfs: scripts that record their order and fail or hang on demand.
 fn fixture_rootfs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures/rootfs")
+    testenv::fixture::minimal_dir()
 }
 
 /// An agent served on a thread of this process; the thread ends when its stream does,

@@ -10,7 +10,7 @@ use crate::clusterfile::{HostSpec, SshSpec};
 use Seg::{Index as I, Key as K};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 impl Ctx<'_> {
     /// Checks of one `ssh` mapping that do not depend on merging.
@@ -102,12 +102,9 @@ impl Ctx<'_> {
                 )
             })
         };
-        let path = if value == "~" {
-            PathBuf::from(home()?)
-        } else if let Some(rest) = value.strip_prefix("~/") {
-            Path::new(&home()?).join(rest)
-        } else {
-            self.base_dir.join(value)
+        let path = match crate::home::rest(value) {
+            Some(rest) => crate::home::join(home()?, rest),
+            None => self.base_dir.join(value),
         };
         Ok(Some(path))
     }

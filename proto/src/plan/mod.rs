@@ -2,11 +2,18 @@
 //! by hand). It carries everything the host needs and nothing secret: the merged-rootfs
 //! manifest, the host's full environment, its `/etc/hosts` entries, the plugin hooks in its
 //! scope and the timeouts. The agent decides from it, and from its own journal, which steps
-//! run.
+//! run. Both sides form it with [`build`], from [`PlanInputs`] and the merged rootfs, with
+//! the defaults named here; the checks an agent applies to it are in `check`.
 
 use crate::env::Env;
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
+
+mod build;
+mod check;
+
+pub use build::{BuildError, PlanInputs, build};
+pub use check::{PlanError, check_cluster_dir, check_cluster_name, check_data_root};
 
 /// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
 /// lines written by either tool are recognised.
@@ -31,6 +38,23 @@ pub const AGENT_UPLOAD_VAR: &str = "INSTALLER_AGENT_UPLOAD";
 /// Default `spec.dataRoot`.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/sealer/data";
 
+/// Default `spec.registry.localRegistry.domain`.
+pub const DEFAULT_REGISTRY_DOMAIN: &str = "sea.hub";
+
+/// Default `spec.registry.localRegistry.port`.
+pub const DEFAULT_REGISTRY_PORT: u16 = 5000;
+
+/// Default `spec.containerRuntime.type`, for the Clusterfile and the hand-run agent alike:
+/// sealer's default when the image does not say, so a Clusterfile written for sealer
+/// without the field gets the runtime it got there.
+pub const DEFAULT_CONTAINER_RUNTIME: &str = "docker";
+
+/// Default seconds each script or hook may run.
+pub const DEFAULT_SCRIPT_TIMEOUT_SECS: u64 = 900;
+
+/// Default seconds to wait for the local registry's `/v2/` to answer.
+pub const DEFAULT_REGISTRY_TIMEOUT_SECS: u64 = 60;
+
 /// Where a cluster's files live on a host: `<dataRoot>/<cluster>`.
 pub fn cluster_dir(data_root: &str, cluster: &str) -> String {
     format!("{}/{}", data_root.trim_end_matches('/'), cluster)
@@ -41,114 +65,12 @@ pub fn rootfs_dir(data_root: &str, cluster: &str) -> String {
     format!("{}/rootfs", cluster_dir(data_root, cluster))
 }
 
-/// Why a plan (or a name in it) is not acceptable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    /// A cluster name that is not usable as one path component.
-    #[error(
-        "cluster name {0:?} is invalid: use 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
-    )]
-    BadClusterName(String),
-    /// A data root that is not a clean absolute path.
-    #[error(
-        "dataRoot {0:?} is invalid: give an absolute path without '..' components, such as /var/lib/sealer/data"
-    )]
-    BadDataRoot(String),
-    /// A data root on top of the system's own directories.
-    #[error(
-        "dataRoot {path:?} is refused: {why}; clean would work among files the product did not create — use a directory of its own, such as /var/lib/sealer/data"
-    )]
-    SystemDataRoot {
-        /// The data root.
-        path: String,
-        /// Which system directory it is or holds.
-        why: String,
-    },
-    /// An env key that is not a shell identifier.
-    #[error("env key {0:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]*")]
-    BadEnvKey(String),
-    /// An env value no process environment can carry.
-    #[error("the value of env key {0:?} holds a NUL byte, which no script environment can carry")]
-    BadEnvValue(String),
-    /// A hosts entry that would break `/etc/hosts`.
-    #[error(
-        "/etc/hosts entry {0:?} is invalid: an IP address and host names without spaces, '#' or newlines"
-    )]
-    BadHostsEntry(String),
-    /// The manifest is malformed.
-    #[error("manifest: {0}")]
-    Manifest(String),
-    /// A plugin name that cannot name a step.
-    #[error("plugin name {0:?} is invalid: use letters, digits, '-', '_' and '.'")]
-    BadPluginName(String),
-    /// A link in `bin/` that would not lead to another file install-bin installs.
-    #[error("{0}")]
-    BinLink(String),
-}
-
-/// Checks a cluster name (`metadata.name`): it becomes a path component on every host.
-pub fn check_cluster_name(name: &str) -> Result<(), PlanError> {
-    let ok_edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && ok_edge(name.chars().next())
-        && ok_edge(name.chars().last())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    if ok {
-        Ok(())
-    } else {
-        Err(PlanError::BadClusterName(name.to_string()))
-    }
-}
-
-/// Checks a data root: absolute, no `.`/`..`/empty components except a trailing slash.
-pub fn check_data_root(path: &str) -> Result<(), PlanError> {
-    let trimmed = path.trim_end_matches('/');
-    if path.starts_with('/') && trimmed.is_empty() {
-        return Err(PlanError::SystemDataRoot {
-            path: path.to_string(),
-            why: "/ is a system directory".to_string(),
-        });
-    }
-    let ok = path.starts_with('/')
-        && !trimmed.is_empty()
-        && !path.contains('\0')
-        && trimmed[1..]
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..");
-    if !ok {
-        return Err(PlanError::BadDataRoot(path.to_string()));
-    }
-    match crate::system_dirs::conflict(path) {
-        Some(why) => Err(PlanError::SystemDataRoot {
-            path: path.to_string(),
-            why,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Checks that `<dataRoot>/<cluster>` is not itself a system directory (`/usr/local` with
-/// a cluster named `bin`).
-pub fn check_cluster_dir(data_root: &str, cluster: &str) -> Result<(), PlanError> {
-    let dir = cluster_dir(data_root, cluster);
-    match crate::system_dirs::SYSTEM_DIRS.iter().find(|s| **s == dir) {
-        Some(sys) => Err(PlanError::SystemDataRoot {
-            path: data_root.to_string(),
-            why: format!("with cluster {cluster:?} the cluster directory is {sys}"),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// The local registry as this host sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryPlan {
-    /// Domain, default `sea.hub`.
+    /// Domain, default [`DEFAULT_REGISTRY_DOMAIN`].
     pub domain: String,
-    /// Port, default 5000.
+    /// Port, default [`DEFAULT_REGISTRY_PORT`].
     pub port: u16,
     /// Whether this host runs `sealer-registry` (masters when `ha`, else master0).
     pub deploy: bool,
@@ -266,8 +188,8 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            script_secs: 900,
-            registry_secs: 60,
+            script_secs: DEFAULT_SCRIPT_TIMEOUT_SECS,
+            registry_secs: DEFAULT_REGISTRY_TIMEOUT_SECS,
         }
     }
 }
