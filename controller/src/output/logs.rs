@@ -3,9 +3,9 @@
 //! schema. They are written whatever the terminal shows, so a failed run can always be read
 //! afterwards.
 
+use super::describe::describe;
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
-use super::progress::{ShipClock, ShipProgress};
-use installer_proto::human::bytes as human_bytes;
+use super::progress::ShipClock;
 use installer_proto::term;
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -239,66 +239,6 @@ fn private_file(path: &Path) -> io::Result<File> {
         file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))?;
     }
     Ok(file)
-}
-
-/// One human line for an event (used by the host logs and the plain view).
-pub fn describe(event: &RunEvent) -> String {
-    match event {
-        RunEvent::RunStarted {
-            command,
-            cluster,
-            hosts,
-            dry_run,
-        } => format!(
-            "{command} of cluster {cluster} on {} host(s){}",
-            hosts.len(),
-            if *dry_run { " (dry run)" } else { "" }
-        ),
-        RunEvent::PhaseStarted { phase, .. } => format!("{}: started", phase.as_str()),
-        RunEvent::Plan {
-            files_to_send,
-            bytes_to_send,
-            files_present,
-            ..
-        } => format!(
-            "plan: send {files_to_send} file(s), {}; {files_present} file(s) already present",
-            human_bytes(*bytes_to_send)
-        ),
-        RunEvent::Transfer {
-            bytes_sent,
-            bytes_total,
-            ..
-        } => ShipProgress {
-            done: *bytes_sent,
-            total: *bytes_total,
-            rate: None,
-        }
-        .to_string(),
-        RunEvent::TransferDone {
-            files,
-            bytes_sent,
-            bytes,
-            ..
-        } => format!(
-            "ship: done, {files} file(s), {} ({} on the wire)",
-            human_bytes(*bytes),
-            human_bytes(*bytes_sent)
-        ),
-        RunEvent::Agent { event, .. } => event.describe(),
-        RunEvent::HostFinished { status, .. } => {
-            format!("finished: {}", super::table::status_text(status))
-        }
-        RunEvent::RunFinished {
-            ok,
-            exit_code,
-            log_dir,
-        } => {
-            format!(
-                "run finished: {} (exit code {exit_code}); logs in {log_dir}",
-                if *ok { "ok" } else { "failed" }
-            )
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! run's NDJSON file ([`logs`]), the event schema ([`event`]) and the final table
 //! ([`table`]). Code that does the work only calls [`Reporter::emit`].
 
+pub mod describe;
 pub mod event;
 pub mod logs;
 pub mod progress;

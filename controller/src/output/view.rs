@@ -1,8 +1,8 @@
 //! What the operator sees while a run goes on: a live per-host progress view on a terminal
 //! (indicatif), plain lines otherwise, or NDJSON with `-o json`.
 
+use super::describe::describe;
 use super::event::{Line, RunEvent, SCHEMA_VERSION};
-use super::logs::describe;
 use super::progress::ShipClock;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use installer_proto::event::Event;

@@ -1,6 +1,6 @@
 //! The file manifest of a merged rootfs: every path with its kind, mode, size and content
 //! hash. The controller forms it from the merged tree it is about to ship
-//! ([`crate::rootfs::MergedTree::manifest`]); the agent validates it before acting on it,
+//! (`MergedTree::manifest`, in the rootfs module); the agent validates it before acting on it,
 //! verifies received content against it and answers which files it still lacks.
 //!
 //! What a path may be is in [`paths`]; where a link leads is worked out by [`links`], which
