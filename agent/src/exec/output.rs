@@ -66,7 +66,7 @@ fn to_line(bytes: &[u8]) -> String {
 ///
 /// When both pipes have data at the same wakeup, stdout's is taken first: a failing script
 /// usually writes its error to stderr last, and this keeps that error at the end.
-pub fn pump<O, E>(stdout: O, stderr: E, mut on_line: impl FnMut(Stream, String) -> bool)
+pub(super) fn pump<O, E>(stdout: O, stderr: E, mut on_line: impl FnMut(Stream, String) -> bool)
 where
     O: Read + AsFd,
     E: Read + AsFd,

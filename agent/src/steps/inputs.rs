@@ -50,7 +50,7 @@ impl InputHash {
 }
 
 /// The rootfs files a script's text names (see the module docs for the rule).
-pub fn mentioned_files<'p>(plan: &'p Plan, text: &str) -> Vec<&'p Entry> {
+pub(super) fn mentioned_files<'p>(plan: &'p Plan, text: &str) -> Vec<&'p Entry> {
     // A rootfs path, not the tail of a host path: the match starts the text or a word, or
     // follows `../`, `./`, `}/` (as in `${RootfsDir}/etc/...`) or `$NAME/`.
     let starts_path = |i: usize| {

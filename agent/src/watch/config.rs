@@ -117,7 +117,7 @@ pub(crate) fn resolve(root: &HostRoot, host: &str) -> String {
 
 impl Plan {
     /// Resolves `cfg` for `root`; `extra_excludes` are host paths the agent writes itself.
-    pub fn new(root: &HostRoot, cfg: &WatchConfig, extra_excludes: &[String]) -> Plan {
+    pub(super) fn new(root: &HostRoot, cfg: &WatchConfig, extra_excludes: &[String]) -> Plan {
         let resolve_all = |list: &[String]| -> Vec<String> {
             let mut v: Vec<String> = list.iter().map(|p| resolve(root, p)).collect();
             v.sort();

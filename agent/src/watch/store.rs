@@ -88,7 +88,7 @@ fn read_index(dir: &Path) -> Index {
 
 impl Store {
     /// Opens (creating) the store in `dir`.
-    pub fn open(dir: &Path, file_max: u64, total_max: u64) -> Result<Store, WatchError> {
+    pub(super) fn open(dir: &Path, file_max: u64, total_max: u64) -> Result<Store, WatchError> {
         let objects = dir.join("objects");
         make_dir(&objects)?;
         let mut total = 0;
@@ -109,7 +109,7 @@ impl Store {
     }
 
     /// The copy of `path` taken when it had the metadata `m` (as in a before-snapshot).
-    pub fn copy_for(&self, path: &str, m: &Meta) -> Option<&Copy> {
+    pub(super) fn copy_for(&self, path: &str, m: &Meta) -> Option<&Copy> {
         self.index
             .files
             .get(path)
@@ -120,7 +120,7 @@ impl Store {
     /// differs from its copy's (or that has none) is copied, within the caps. Index entries
     /// of paths that are gone, too large or over the cap are dropped, so no stale copy is
     /// ever taken for a file's before-content.
-    pub fn refresh(&mut self, root: &HostRoot, snap: &Snapshot) -> Result<(), WatchError> {
+    pub(super) fn refresh(&mut self, root: &HostRoot, snap: &Snapshot) -> Result<(), WatchError> {
         let old = std::mem::take(&mut self.index.files);
         let mut changed = false;
         let mut wrote = false;

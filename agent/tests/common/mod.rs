@@ -8,19 +8,19 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub const CLUSTER: &str = "c1";
+pub(crate) const CLUSTER: &str = "c1";
 
-pub fn fixture() -> PathBuf {
+pub(crate) fn fixture() -> PathBuf {
     testenv::fixture::minimal_dir()
 }
 
 /// A temp root holding what a host has before any apply: /etc/hosts, /var/lib, /usr/local.
-pub struct TestRoot {
+pub(crate) struct TestRoot {
     pub dir: tempfile::TempDir,
 }
 
 impl TestRoot {
-    pub fn new() -> TestRoot {
+    pub(crate) fn new() -> TestRoot {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         fs::create_dir_all(p.join("etc")).unwrap();
@@ -34,21 +34,21 @@ impl TestRoot {
         TestRoot { dir }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn join(&self, rel: &str) -> PathBuf {
+    pub(crate) fn join(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn rootfs_copy(&self) -> PathBuf {
+    pub(crate) fn rootfs_copy(&self) -> PathBuf {
         self.join(&format!("var/lib/sealer/data/{CLUSTER}/rootfs"))
     }
 }
 
 /// `installer-agent apply` against `root` with the fixture (or `rootfs`) and extra args.
-pub fn apply_cmd(root: &Path, rootfs: &Path, extra: &[&str]) -> assert_cmd::Command {
+pub(crate) fn apply_cmd(root: &Path, rootfs: &Path, extra: &[&str]) -> assert_cmd::Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("installer-agent");
     cmd.args([
         "apply",
@@ -70,7 +70,7 @@ pub fn apply_cmd(root: &Path, rootfs: &Path, extra: &[&str]) -> assert_cmd::Comm
     cmd
 }
 
-pub fn clean_cmd(root: &Path) -> assert_cmd::Command {
+pub(crate) fn clean_cmd(root: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("installer-agent");
     cmd.args(["clean", "--json", "--cluster", CLUSTER])
         .arg("--root")
@@ -82,7 +82,7 @@ pub fn clean_cmd(root: &Path) -> assert_cmd::Command {
 /// Starts `installer-agent apply` on the fixture in the background, made to hang in the
 /// script of `step`; returns it once the script runs (so the agent holds the host lock), with
 /// the pid of the process the script left waiting.
-pub fn start_hanging_apply(root: &TestRoot, step: &str) -> (std::process::Child, i32) {
+pub(crate) fn start_hanging_apply(root: &TestRoot, step: &str) -> (std::process::Child, i32) {
     fs::write(root.join("fixture-hang-at"), step).unwrap();
     let agent = std::process::Command::new(assert_cmd::cargo::cargo_bin!("installer-agent"))
         .args(["apply", "--cluster", CLUSTER, "--host-ip", "10.1.2.3"])
@@ -113,7 +113,7 @@ pub fn start_hanging_apply(root: &TestRoot, step: &str) -> (std::process::Child,
 }
 
 /// The NDJSON events of a run's stdout.
-pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+pub(crate) fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -122,7 +122,7 @@ pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// Step ids of the events of one kind (`step_done`, `step_skipped`, …).
-pub fn steps_with(events: &[serde_json::Value], kind: &str) -> Vec<String> {
+pub(crate) fn steps_with(events: &[serde_json::Value], kind: &str) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["event"] == kind)
@@ -131,18 +131,21 @@ pub fn steps_with(events: &[serde_json::Value], kind: &str) -> Vec<String> {
 }
 
 /// Every path under `root` with its kind, mode, owner and content hash (or link target).
-pub fn snapshot(root: &Path) -> testenv::tree::TreeSnapshot {
+pub(crate) fn snapshot(root: &Path) -> testenv::tree::TreeSnapshot {
     testenv::tree::snapshot(root).unwrap()
 }
 
 /// Asserts two snapshots are equal, listing the differences when not.
-pub fn assert_same_tree(before: &testenv::tree::TreeSnapshot, after: &testenv::tree::TreeSnapshot) {
+pub(crate) fn assert_same_tree(
+    before: &testenv::tree::TreeSnapshot,
+    after: &testenv::tree::TreeSnapshot,
+) {
     let diffs = testenv::tree::differences(before, after);
     assert!(diffs.is_empty(), "tree differs:\n{}", diffs.join("\n"));
 }
 
 /// Reads a NUL-separated env dump written by the fixture scripts.
-pub fn env_dump(path: &Path) -> BTreeMap<String, String> {
+pub(crate) fn env_dump(path: &Path) -> BTreeMap<String, String> {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     bytes
         .split(|b| *b == 0)
@@ -155,6 +158,6 @@ pub fn env_dump(path: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-pub fn set_mode(path: &Path, mode: u32) {
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }

@@ -26,7 +26,13 @@ pub(super) struct Problem {
 impl Failure {
     /// A problem at `segs` of `doc` (its value, or its key when `at_key`), worded as
     /// `path: what; expected`.
-    pub fn at(doc: usize, segs: &[Seg], at_key: bool, what: &str, expected: &str) -> Failure {
+    pub(super) fn at(
+        doc: usize,
+        segs: &[Seg],
+        at_key: bool,
+        what: &str,
+        expected: &str,
+    ) -> Failure {
         let where_ = locate::render(segs);
         let message = if where_.is_empty() {
             format!("{what}; {expected}")
@@ -41,7 +47,7 @@ impl Failure {
         Failure::At(Problem { doc, path, message })
     }
 
-    pub fn into_error(self, file: &str, text: &str) -> ClusterfileError {
+    pub(super) fn into_error(self, file: &str, text: &str) -> ClusterfileError {
         let (line, column, message) = match self {
             Failure::Yaml(e) => {
                 let (line, column, message) = yaml_message(&e);

@@ -30,7 +30,7 @@ pub(super) struct NodePath {
 
 impl NodePath {
     /// The path of a value.
-    pub fn value(segs: &[Seg]) -> NodePath {
+    pub(super) fn value(segs: &[Seg]) -> NodePath {
         NodePath {
             segs: segs.to_vec(),
             at_key: false,
@@ -38,7 +38,7 @@ impl NodePath {
     }
 
     /// The path of a mapping key (the last segment must be a [`Seg::Key`]).
-    pub fn key(segs: &[Seg]) -> NodePath {
+    pub(super) fn key(segs: &[Seg]) -> NodePath {
         NodePath {
             segs: segs.to_vec(),
             at_key: true,

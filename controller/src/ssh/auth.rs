@@ -20,7 +20,7 @@ fn default_keys() -> Vec<PathBuf> {
 }
 
 /// Tries the methods in order until one succeeds.
-pub async fn authenticate(
+pub(super) async fn authenticate(
     handle: &mut Handle<Checker>,
     t: &Target,
     label: &str,

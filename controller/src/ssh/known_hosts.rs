@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 /// Why the handshake was refused, read after `connect` returns.
 #[derive(Clone, Default)]
-pub struct Verdict(Arc<Mutex<Option<SshError>>>);
+pub(super) struct Verdict(Arc<Mutex<Option<SshError>>>);
 
 impl Verdict {
     /// The refusal, if the key was refused.
-    pub fn take(&self, _label: &str) -> Option<SshError> {
+    pub(super) fn take(&self, _label: &str) -> Option<SshError> {
         self.0.lock().ok().and_then(|mut v| v.take())
     }
 
@@ -24,7 +24,7 @@ impl Verdict {
 }
 
 /// The russh client handler: it only checks the server key.
-pub struct Checker {
+pub(super) struct Checker {
     host: String,
     port: u16,
     label: String,
@@ -33,7 +33,7 @@ pub struct Checker {
 }
 
 /// How a host is named in messages: `host` on SSH's default port 22, else `host:port`.
-pub fn label(host: &str, port: u16) -> String {
+pub(super) fn label(host: &str, port: u16) -> String {
     if port == 22 {
         host.to_string()
     } else {
@@ -43,7 +43,7 @@ pub fn label(host: &str, port: u16) -> String {
 
 impl Checker {
     /// A checker for `host:port` under `policy`.
-    pub fn new(host: &str, port: u16, policy: &HostKeyPolicy) -> Checker {
+    pub(super) fn new(host: &str, port: u16, policy: &HostKeyPolicy) -> Checker {
         Checker {
             host: host.to_string(),
             port,
@@ -54,7 +54,7 @@ impl Checker {
     }
 
     /// A handle on the verdict, to read after the handshake.
-    pub fn verdict(&self) -> Verdict {
+    pub(super) fn verdict(&self) -> Verdict {
         self.verdict.clone()
     }
 

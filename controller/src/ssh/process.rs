@@ -47,7 +47,7 @@ pub struct RemoteProcess {
 }
 
 /// A prompt no sudo message contains, so its appearance on stderr means "sudo asks".
-pub fn sudo_marker() -> String {
+pub(super) fn sudo_marker() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -5,7 +5,7 @@ use assert_cmd::Command;
 use std::time::{Duration, Instant};
 
 /// What one run of the binary did.
-pub struct Run {
+pub(crate) struct Run {
     /// The exit code (-1 when killed by a signal or the timeout).
     pub code: i32,
     /// stdout then stderr, lossily decoded.
@@ -17,7 +17,7 @@ pub struct Run {
 /// Runs `cmd` for at most 30 s: every refusal these tests expect comes in well under that,
 /// and a run that hangs (reading a FIFO, connecting to an address that never answers)
 /// fails instead of stalling the suite.
-pub fn run(mut cmd: Command) -> Run {
+pub(crate) fn run(mut cmd: Command) -> Run {
     let started = Instant::now();
     #[allow(clippy::unwrap_used)] // tests: a binary that cannot start is the failure report
     let out = cmd.timeout(Duration::from_secs(30)).output().unwrap();

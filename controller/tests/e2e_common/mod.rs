@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// The directory holding the static agent build: `INSTALLER_AGENT_DIR` (set by
 /// scripts/test.sh), else built now with scripts/build-agent.sh.
-pub fn agent_dir() -> PathBuf {
+pub(crate) fn agent_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("INSTALLER_AGENT_DIR") {
         return PathBuf::from(dir);
     }
@@ -30,7 +30,7 @@ pub fn agent_dir() -> PathBuf {
 }
 
 /// The realistic fixture rootfs (built once, cached by testenv).
-pub fn fixture_rootfs() -> testenv::fixture::RootfsInfo {
+pub(crate) fn fixture_rootfs() -> testenv::fixture::RootfsInfo {
     static INFO: std::sync::OnceLock<testenv::fixture::RootfsInfo> = std::sync::OnceLock::new();
     INFO.get_or_init(|| {
         let out = testenv::cache::cache_dir().join("e2e-rootfs");
@@ -41,7 +41,7 @@ pub fn fixture_rootfs() -> testenv::fixture::RootfsInfo {
 }
 
 /// The outcome of one `installer` run.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -50,12 +50,12 @@ pub struct Run {
 
 impl Run {
     /// Events of `type` (`agent`, `host_finished`, …).
-    pub fn of_type(&self, ty: &str) -> Vec<&serde_json::Value> {
+    pub(crate) fn of_type(&self, ty: &str) -> Vec<&serde_json::Value> {
         self.events.iter().filter(|e| e["type"] == ty).collect()
     }
 
     /// Agent events of kind `event` (`step_started`, …) for `host` (any host when None).
-    pub fn agent(&self, event: &str, host: Option<&str>) -> Vec<&serde_json::Value> {
+    pub(crate) fn agent(&self, event: &str, host: Option<&str>) -> Vec<&serde_json::Value> {
         self.of_type("agent")
             .into_iter()
             .filter(|e| e["event"] == event && host.is_none_or(|h| e["host"] == h))
@@ -63,7 +63,7 @@ impl Run {
     }
 
     /// Steps that started on `host`.
-    pub fn started(&self, host: &str) -> Vec<String> {
+    pub(crate) fn started(&self, host: &str) -> Vec<String> {
         self.agent("step_started", Some(host))
             .iter()
             .map(|e| e["step"].as_str().unwrap_or_default().to_string())
@@ -72,7 +72,7 @@ impl Run {
 
     /// Steps reported done or skipped on `host`, in order; asserts none is reported twice
     /// (apply's two passes must not repeat what the first one settled).
-    pub fn settled_once(&self, host: &str) -> Vec<String> {
+    pub(crate) fn settled_once(&self, host: &str) -> Vec<String> {
         let steps: Vec<String> = self
             .of_type("agent")
             .into_iter()
@@ -93,7 +93,7 @@ impl Run {
     }
 
     /// The final status of `host`.
-    pub fn status(&self, host: &str) -> serde_json::Value {
+    pub(crate) fn status(&self, host: &str) -> serde_json::Value {
         self.of_type("host_finished")
             .into_iter()
             .find(|e| e["host"] == host)
@@ -102,7 +102,7 @@ impl Run {
     }
 
     /// Compressed bytes sent to `host` in this run.
-    pub fn bytes_sent(&self, host: &str) -> u64 {
+    pub(crate) fn bytes_sent(&self, host: &str) -> u64 {
         self.of_type("transfer_done")
             .iter()
             .filter(|e| e["host"] == host)
@@ -111,7 +111,7 @@ impl Run {
     }
 
     /// Files sent to `host` in this run.
-    pub fn files_sent(&self, host: &str) -> u64 {
+    pub(crate) fn files_sent(&self, host: &str) -> u64 {
         self.of_type("transfer_done")
             .iter()
             .filter(|e| e["host"] == host)
@@ -119,7 +119,7 @@ impl Run {
             .sum()
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "exit {}\nstdout:\n{}\nstderr:\n{}",
             self.code, self.stdout, self.stderr
@@ -129,7 +129,7 @@ impl Run {
 
 /// `installer <args>` with JSON output against a testenv cluster's files, ready to run
 /// (add env, pipes).
-pub fn installer_command(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Command {
+pub(crate) fn installer_command(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_installer"));
     cmd.args(args)
         .arg("-f")
@@ -146,14 +146,14 @@ pub fn installer_command(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Co
 }
 
 /// Runs `installer <args>` with JSON output against a testenv cluster's files.
-pub fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
+pub(crate) fn installer(cluster: &testenv::hosts::Cluster, args: &[&str]) -> Run {
     let run = run_of(&mut installer_command(cluster, args));
     eprintln!("installer {}: exit {}", args.join(" "), run.code);
     run
 }
 
 /// Runs a prepared `installer` command to its end and reads its events.
-pub fn run_of(cmd: &mut Command) -> Run {
+pub(crate) fn run_of(cmd: &mut Command) -> Run {
     let out = cmd.output().expect("running installer");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let events = stdout
@@ -170,7 +170,7 @@ pub fn run_of(cmd: &mut Command) -> Run {
 
 /// Runs a shell command on host `i` (through docker exec), returning stdout; panics with
 /// the output when it fails.
-pub fn sh(cluster: &testenv::hosts::Cluster, i: usize, script: &str) -> String {
+pub(crate) fn sh(cluster: &testenv::hosts::Cluster, i: usize, script: &str) -> String {
     let out = cluster.exec(i, &["sh", "-c", script]).expect("docker exec");
     assert!(
         out.success(),
@@ -183,7 +183,7 @@ pub fn sh(cluster: &testenv::hosts::Cluster, i: usize, script: &str) -> String {
 }
 
 /// Asserts host `i` is as it was in `before`, listing every difference.
-pub fn assert_as_before(
+pub(crate) fn assert_as_before(
     cluster: &testenv::hosts::Cluster,
     i: usize,
     before: &testenv::hosts::Snapshot,
@@ -204,7 +204,12 @@ pub fn assert_as_before(
 /// Asserts that host `i` has no systemd unit matching `units` (space-separated globs) and
 /// no process whose name matches `procs` (a pgrep pattern: names, not command lines, which
 /// would match the checking shell itself).
-pub fn assert_nothing_left(cluster: &testenv::hosts::Cluster, i: usize, units: &str, procs: &str) {
+pub(crate) fn assert_nothing_left(
+    cluster: &testenv::hosts::Cluster,
+    i: usize,
+    units: &str,
+    procs: &str,
+) {
     let left = sh(
         cluster,
         i,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Auth with exactly this private key.
-pub fn key_auth(key: &Path) -> AuthConfig {
+pub(crate) fn key_auth(key: &Path) -> AuthConfig {
     AuthConfig {
         private_key: Some(key.to_path_buf()),
         ..AuthConfig::default()
@@ -16,7 +16,7 @@ pub fn key_auth(key: &Path) -> AuthConfig {
 }
 
 /// Host keys checked against `known_hosts`, optionally recording unknown ones.
-pub fn policy(known_hosts: &Path, accept_new: bool) -> HostKeyPolicy {
+pub(crate) fn policy(known_hosts: &Path, accept_new: bool) -> HostKeyPolicy {
     HostKeyPolicy {
         known_hosts: known_hosts.to_path_buf(),
         accept_new,
@@ -24,7 +24,7 @@ pub fn policy(known_hosts: &Path, accept_new: bool) -> HostKeyPolicy {
 }
 
 /// Timeouts short enough for tests, long enough for a loaded CI machine.
-pub fn opts() -> ConnectOptions {
+pub(crate) fn opts() -> ConnectOptions {
     ConnectOptions {
         connect_timeout: Duration::from_secs(3),
         keepalive: Duration::from_secs(5),

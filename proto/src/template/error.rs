@@ -2,7 +2,7 @@
 
 /// A position in the template source, 1-based; the column counts characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pos {
+pub(super) struct Pos {
     /// Line.
     pub line: usize,
     /// Column.

@@ -23,7 +23,7 @@ pub(super) struct Eval<'a> {
 }
 
 impl<'a> Eval<'a> {
-    pub fn new(name: &'a str, env: &'a Env) -> Eval<'a> {
+    pub(super) fn new(name: &'a str, env: &'a Env) -> Eval<'a> {
         Eval {
             name,
             env,
@@ -38,7 +38,7 @@ impl<'a> Eval<'a> {
         TemplateError::at(self.name, pos, message)
     }
 
-    pub fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
+    pub(super) fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
         let mark = self.vars.len();
         for node in nodes {
             self.meter

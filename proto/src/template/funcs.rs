@@ -14,18 +14,18 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// An error with the position of the offending argument, when known.
-pub type CallError = (Option<Pos>, String);
+pub(super) type CallError = (Option<Pos>, String);
 
 /// The supported function names, for error messages.
-pub const NAMES: &str = "and, or, not, eq, ne, lt, gt, len, default, b64enc, b64dec, printf, print, quote, squote, trim, upper, lower, replace, contains, hasPrefix, hasSuffix, splitList, join, toString";
+pub(super) const NAMES: &str = "and, or, not, eq, ne, lt, gt, len, default, b64enc, b64dec, printf, print, quote, squote, trim, upper, lower, replace, contains, hasPrefix, hasSuffix, splitList, join, toString";
 
 /// Whether `name` is a function templates may call.
-pub fn is_known(name: &str) -> bool {
+pub(super) fn is_known(name: &str) -> bool {
     NAMES.split(", ").any(|n| n == name)
 }
 
 /// The message for a call of a function templates may not use.
-pub fn unknown(name: &str) -> String {
+pub(super) fn unknown(name: &str) -> String {
     format!("unknown function {name:?}; supported: {NAMES}")
 }
 
@@ -66,7 +66,11 @@ fn built(name: &str, meter: &mut Meter, text: String) -> Result<Value, CallError
 }
 
 /// Calls `name` with `args` (a piped value comes last), counting its cost on `meter`.
-pub fn call(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, CallError> {
+pub(super) fn call(
+    name: &str,
+    args: &[(Value, Pos)],
+    meter: &mut Meter,
+) -> Result<Value, CallError> {
     let given = args
         .iter()
         .map(|(v, _)| text_len(v))

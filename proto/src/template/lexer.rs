@@ -5,7 +5,7 @@ use super::error::{Pos, TemplateError};
 
 /// A piece of the template.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Piece {
+pub(super) enum Piece {
     /// Literal text, already trimmed by neighbouring `{{-` / `-}}`, and where it starts.
     Text(String, Pos),
     /// The tokens of one `{{ … }}` and where its `{{` is (comments are dropped).
@@ -14,7 +14,7 @@ pub enum Piece {
 
 /// A token inside an action.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Tok {
+pub(super) enum Tok {
     /// `.` alone.
     Dot,
     /// `.Name`, possibly chained: `.A.B` is `["A", "B"]`.
@@ -112,7 +112,7 @@ impl Cursor<'_> {
 }
 
 /// Splits `src` into pieces, applying the `{{-` / `-}}` trim markers.
-pub fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
+pub(super) fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut cur = Cursor {
         chars: src.chars().collect(),
         i: 0,

@@ -62,7 +62,7 @@ pub(super) struct Meter {
 
 impl Meter {
     /// Counts `n` steps.
-    pub fn steps(&mut self, n: u64) -> Result<(), String> {
+    pub(super) fn steps(&mut self, n: u64) -> Result<(), String> {
         self.steps = self.steps.saturating_add(n);
         if self.steps > MAX_STEPS {
             return Err("template does too much work (over ten million steps)".to_string());
@@ -71,12 +71,12 @@ impl Meter {
     }
 
     /// Counts reading `n` bytes of text.
-    pub fn read(&mut self, n: usize) -> Result<(), String> {
+    pub(super) fn read(&mut self, n: usize) -> Result<(), String> {
         self.steps((n / BYTES_PER_STEP) as u64)
     }
 
     /// Allows building `size` bytes for `what`, before they are allocated.
-    pub fn build(&mut self, what: &str, size: usize) -> Result<(), String> {
+    pub(super) fn build(&mut self, what: &str, size: usize) -> Result<(), String> {
         if size > MAX_TEXT {
             return Err(too_big(what, Some(size)));
         }
@@ -101,7 +101,7 @@ pub(super) struct Capped {
 
 impl Capped {
     /// Appends `piece`, or returns `false` and leaves the text as it was.
-    pub fn push(&mut self, piece: &str) -> bool {
+    pub(super) fn push(&mut self, piece: &str) -> bool {
         if self.text.len().saturating_add(piece.len()) > MAX_TEXT {
             return false;
         }
@@ -110,7 +110,7 @@ impl Capped {
     }
 
     /// The text built.
-    pub fn into_string(self) -> String {
+    pub(super) fn into_string(self) -> String {
         self.text
     }
 }

@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 50;
 
 /// One argument of a command.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
+pub(super) enum Arg {
     /// `.`
     Dot,
     /// `.Key` or `$.Key`: an env key, wherever it appears.
@@ -37,14 +37,14 @@ pub enum Arg {
 
 /// A function call or a single value: `eq .A "x"`, `.Key`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Command {
+pub(super) struct Command {
     /// First is the function (or the value), the rest its arguments.
     pub args: Vec<(Arg, Pos)>,
 }
 
 /// `[$x :=] cmd | cmd | …`
 #[derive(Clone, Debug, PartialEq)]
-pub struct Pipeline {
+pub(super) struct Pipeline {
     /// Variables it declares (`$x :=`, or `$i, $v :=` in range) or assigns (`$x =`).
     pub decl: Vec<String>,
     /// `$x = …`: sets a variable declared earlier instead of declaring a new one.
@@ -57,7 +57,7 @@ pub struct Pipeline {
 
 /// A node of the tree.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Node {
+pub(super) enum Node {
     /// Literal text, and where it starts (for an output that grows too large).
     Text(String, Pos),
     /// `{{ pipeline }}`: printed unless it declares or assigns a variable.
@@ -83,7 +83,7 @@ pub enum Node {
 }
 
 /// Parses the pieces into nodes.
-pub fn parse(name: &str, pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
+pub(super) fn parse(name: &str, pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
     let mut p = Parser {
         name,
         pieces: pieces.into_iter(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// passed on (to a variable, a function, a range element), so only the text functions
 /// build is new memory, and that is what the render's meter (`limits`) counts.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub(super) enum Value {
     /// The whole env (the top-level `.`).
     Env,
     /// A string.
@@ -24,7 +24,7 @@ pub enum Value {
 
 impl Value {
     /// Truth as `if` sees it.
-    pub fn truthy(&self) -> bool {
+    pub(super) fn truthy(&self) -> bool {
         match self {
             Value::Env => true,
             Value::Str(s) => !s.is_empty(),
@@ -37,7 +37,7 @@ impl Value {
 
     /// The value as text for comparisons (`Missing` is ""). A list's text is as long as
     /// `limits::text_len` says; callers that keep it check that first.
-    pub fn text(&self) -> Cow<'_, str> {
+    pub(super) fn text(&self) -> Cow<'_, str> {
         match self {
             Value::Str(s) => Cow::Borrowed(s),
             Value::Int(n) => Cow::Owned(n.to_string()),
@@ -51,7 +51,7 @@ impl Value {
     }
 
     /// The start of the value's text, for messages (a value may be megabytes long).
-    pub fn preview(&self) -> String {
+    pub(super) fn preview(&self) -> String {
         const SHOWN: usize = 40;
         let text = self.text();
         match text.char_indices().nth(SHOWN) {

@@ -72,11 +72,11 @@ pub(super) struct Host {
 
 impl Host {
     /// A small Debian-like tree.
-    pub fn new() -> Host {
+    pub(super) fn new() -> Host {
         Host::with(test_config(), Vec::new())
     }
 
-    pub fn with(cfg: WatchConfig, extra: Vec<String>) -> Host {
+    pub(super) fn with(cfg: WatchConfig, extra: Vec<String>) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         put(d, "/etc/hostname", "node1\n");
@@ -111,12 +111,12 @@ impl Host {
         }
     }
 
-    pub fn d(&self) -> &Path {
+    pub(super) fn d(&self) -> &Path {
         self.dir.path()
     }
 
     /// Runs `f` on the tree as step `name`, watched.
-    pub fn step(&mut self, name: &str, f: impl FnOnce(&Path)) -> StepSummary {
+    pub(super) fn step(&mut self, name: &str, f: impl FnOnce(&Path)) -> StepSummary {
         let before = self.watcher.before().unwrap();
         f(self.dir.path());
         self.watcher
@@ -125,12 +125,12 @@ impl Host {
     }
 
     /// Undoes everything; returns the reports.
-    pub fn undo(&mut self, force: bool) -> Vec<UndoReport> {
+    pub(super) fn undo(&mut self, force: bool) -> Vec<UndoReport> {
         self.undo_until(force, usize::MAX).0
     }
 
     /// Undoes, stopping after `limit` reports; returns the reports and whether it stopped.
-    pub fn undo_until(&mut self, force: bool, limit: usize) -> (Vec<UndoReport>, bool) {
+    pub(super) fn undo_until(&mut self, force: bool, limit: usize) -> (Vec<UndoReport>, bool) {
         let mut reports = Vec::new();
         let flow = undo(
             &self.root,
@@ -150,7 +150,7 @@ impl Host {
     }
 
     /// The recorded paths.
-    pub fn paths(&self) -> Vec<&str> {
+    pub(super) fn paths(&self) -> Vec<&str> {
         self.changes.entries.keys().map(String::as_str).collect()
     }
 }

@@ -63,7 +63,7 @@ impl Compression {
 
 /// Unpacks `archive` to `<parent>/<key>` unless that already exists, and returns that path.
 /// On any error nothing of this unpack is left under `parent`.
-pub fn unpack_cached(
+pub(super) fn unpack_cached(
     archive: &Path,
     compression: Compression,
     parent: &Path,
@@ -132,7 +132,7 @@ fn open_decompressed(
 }
 
 /// Unpacks a tar stream into the empty directory `dest`.
-pub fn unpack(
+pub(super) fn unpack(
     reader: impl Read,
     dest: &Path,
     archive: &Path,
