@@ -19,10 +19,10 @@ use installer_proto::manifest::join_rel;
 use installer_proto::plan::{Plan, StepKind};
 use std::time::Instant;
 
-pub use installer_proto::wire::Need;
+pub(crate) use installer_proto::wire::Need;
 
 /// An apply in progress.
-pub struct Apply {
+pub(crate) struct Apply {
     root: HostRoot,
     plan: Plan,
     paths: ClusterPaths,
@@ -38,7 +38,7 @@ impl Apply {
     /// Accepts a plan: validates it and, unless `dry_run`, takes the host lock, claims the
     /// cluster directory (refusing one this product did not create, and files another
     /// cluster on this host owns), opens the journal and clears what a crashed agent left.
-    pub fn offer(root: HostRoot, plan: Plan, dry_run: bool) -> Result<Apply, ApplyError> {
+    pub(crate) fn offer(root: HostRoot, plan: Plan, dry_run: bool) -> Result<Apply, ApplyError> {
         plan.validate()?;
         let paths = ClusterPaths::new(&root, &plan.data_root, &plan.cluster);
         let ownership = owner::check(&paths, &plan.cluster);
@@ -121,13 +121,8 @@ impl Apply {
         Ok(apply)
     }
 
-    /// The plan.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
     /// What the host lacks.
-    pub fn need(&self) -> &Need {
+    pub(crate) fn need(&self) -> &Need {
         &self.need
     }
 
@@ -160,7 +155,7 @@ impl Apply {
     }
 
     /// A receiver for the needed files.
-    pub fn receiver(&self) -> Result<Receiver<'_>, ApplyError> {
+    pub(crate) fn receiver(&self) -> Result<Receiver<'_>, ApplyError> {
         if self.dry_run {
             return Err(ApplyError::Protocol("a dry run receives no files".into()));
         }
@@ -174,7 +169,7 @@ impl Apply {
     }
 
     /// Marks the needed files as received (after the receiver finished).
-    pub fn received(&mut self) {
+    pub(crate) fn received(&mut self) {
         self.need.files.clear();
     }
 
@@ -187,7 +182,12 @@ impl Apply {
     }
 
     /// Runs (or, in a dry run, reports) the steps up to and including `stop_after`'s kind.
-    pub fn run(&mut self, force: bool, stop_after: Option<StepKind>, sink: &dyn Sink) -> Outcome {
+    pub(crate) fn run(
+        &mut self,
+        force: bool,
+        stop_after: Option<StepKind>,
+        sink: &dyn Sink,
+    ) -> Outcome {
         let mut outcome = Outcome {
             ok: true,
             ..Outcome::default()

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 
 /// The agent's host-wide state directory.
-pub const HOST_STATE_DIR: &str = "/var/lib/installer-agent";
+pub(crate) const HOST_STATE_DIR: &str = "/var/lib/installer-agent";
 
 /// One cluster on this host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterRef {
+pub(crate) struct ClusterRef {
     /// Cluster name.
     pub cluster: String,
     /// Its data root.
@@ -56,7 +56,7 @@ fn save(root: &HostRoot, list: &List) -> Result<(), FsError> {
 }
 
 /// The other clusters this host carries.
-pub fn others(root: &HostRoot, me: &ClusterRef) -> Vec<ClusterRef> {
+pub(crate) fn others(root: &HostRoot, me: &ClusterRef) -> Vec<ClusterRef> {
     load(root)
         .clusters
         .into_iter()
@@ -65,7 +65,7 @@ pub fn others(root: &HostRoot, me: &ClusterRef) -> Vec<ClusterRef> {
 }
 
 /// Adds `me` to the list (creating the directory, remembered for removal).
-pub fn register(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
+pub(crate) fn register(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
     let mut list = load(root);
     if list.clusters.contains(me) {
         return Ok(());
@@ -81,7 +81,7 @@ pub fn register(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
 
 /// Removes `me` from the list; the last cluster out removes the file (and the directory
 /// when the agent created it).
-pub fn deregister(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
+pub(crate) fn deregister(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
     let mut list = load(root);
     let before = list.clusters.len();
     list.clusters.retain(|c| c != me);
@@ -93,7 +93,7 @@ pub fn deregister(root: &HostRoot, me: &ClusterRef) -> Result<(), FsError> {
 
 /// The first path or hosts name `me` would write that another cluster on this host already
 /// owns, described for the refusal.
-pub fn overlap(
+pub(crate) fn overlap(
     root: &HostRoot,
     me: &ClusterRef,
     paths: &[String],

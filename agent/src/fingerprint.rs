@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// A regular file as the agent left it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     /// Content hash.
     pub sha256: String,
     /// Permission bits.
@@ -30,7 +30,7 @@ pub struct Fingerprint {
 
 /// How a path compares with what was left there.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     /// Same content and mode.
     Same,
     /// Nothing is there.
@@ -41,7 +41,7 @@ pub enum Comparison {
 
 impl Fingerprint {
     /// The fingerprint of the regular file at `path`, reading its content.
-    pub fn of(path: &Path) -> std::io::Result<Fingerprint> {
+    pub(crate) fn of(path: &Path) -> std::io::Result<Fingerprint> {
         let meta = fs::symlink_metadata(path)?;
         if !meta.file_type().is_file() {
             return Err(std::io::Error::other("not a regular file"));
@@ -57,7 +57,7 @@ impl Fingerprint {
     }
 
     /// The fingerprint of the symbolic link at `path` (not of what it points to).
-    pub fn of_link(path: &Path) -> std::io::Result<Fingerprint> {
+    pub(crate) fn of_link(path: &Path) -> std::io::Result<Fingerprint> {
         let meta = fs::symlink_metadata(path)?;
         if !meta.file_type().is_symlink() {
             return Err(std::io::Error::other("not a symbolic link"));
@@ -77,7 +77,7 @@ impl Fingerprint {
     /// metadata moved. A link's fingerprint is the same only for a link with the same
     /// target; a file's only for a regular file (a link there is a change, whatever it
     /// points to).
-    pub fn compare(&self, path: &Path) -> Comparison {
+    pub(crate) fn compare(&self, path: &Path) -> Comparison {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Comparison::Missing,

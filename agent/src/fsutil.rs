@@ -21,7 +21,10 @@ pub struct FsError {
 }
 
 /// Builds a closure that wraps an `io::Error` with a path and an action.
-pub fn ctx<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> FsError + 'a {
+pub(crate) fn ctx<'a>(
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(io::Error) -> FsError + 'a {
     move |source| FsError {
         path: path.display().to_string(),
         what,
@@ -33,7 +36,7 @@ pub fn ctx<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> 
 /// fixed (one agent runs per host at a time), so a crash's leftover is known from the
 /// target alone: every target outside the cluster directory is in the journal before it is
 /// written, and the next apply or clean removes its sibling ([`remove_temp_sibling`]).
-pub fn temp_sibling(target: &Path) -> PathBuf {
+pub(crate) fn temp_sibling(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -44,26 +47,30 @@ pub fn temp_sibling(target: &Path) -> PathBuf {
 /// Removes what a crashed write to `target` left; returns whether there was anything. A
 /// symlink there is install-bin's half-placed link (removing a link never touches what it
 /// points to).
-pub fn remove_temp_sibling(target: &Path) -> bool {
+pub(crate) fn remove_temp_sibling(target: &Path) -> bool {
     let tmp = temp_sibling(target);
     fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file() || m.file_type().is_symlink())
         && fs::remove_file(&tmp).is_ok()
 }
 
 /// Fsyncs a directory so a rename inside it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(ctx(dir, "syncing directory"))
 }
 
 /// Writes `bytes` to `target` atomically with `mode`.
-pub fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError> {
+pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError> {
     write_atomic_from(target, &mut &bytes[..], mode).map(|_| ())
 }
 
 /// Streams `reader` into `target` atomically with `mode`; returns the bytes written.
-pub fn write_atomic_from(target: &Path, reader: &mut dyn Read, mode: u32) -> Result<u64, FsError> {
+pub(crate) fn write_atomic_from(
+    target: &Path,
+    reader: &mut dyn Read,
+    mode: u32,
+) -> Result<u64, FsError> {
     let tmp = temp_sibling(target);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -93,7 +100,7 @@ pub fn write_atomic_from(target: &Path, reader: &mut dyn Read, mode: u32) -> Res
 }
 
 /// Copies `src` to `target` atomically, keeping the mode and (when permitted) the owner.
-pub fn copy_atomic(src: &Path, target: &Path) -> Result<u64, FsError> {
+pub(crate) fn copy_atomic(src: &Path, target: &Path) -> Result<u64, FsError> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(src).map_err(ctx(src, "reading"))?;
     let mut file = File::open(src).map_err(ctx(src, "opening"))?;
@@ -106,7 +113,7 @@ pub fn copy_atomic(src: &Path, target: &Path) -> Result<u64, FsError> {
 
 /// Creates `dir` and its missing ancestors; returns the ones it created, outermost first, so
 /// the caller can record them and `clean` can remove exactly those.
-pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+pub(crate) fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(p) = cur {
@@ -129,7 +136,7 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
 
 /// Modification time in nanoseconds since the epoch: the one clock every cache and record of
 /// the agent compares (rootfs index, fingerprints, watch snapshots and store).
-pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
+pub(crate) fn mtime_ns(meta: &fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
     meta.mtime()
         .saturating_mul(1_000_000_000)
@@ -137,7 +144,7 @@ pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
 }
 
 /// Status-change time in nanoseconds since the epoch (see [`mtime_ns`]).
-pub fn ctime_ns(meta: &fs::Metadata) -> i64 {
+pub(crate) fn ctime_ns(meta: &fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
     meta.ctime()
         .saturating_mul(1_000_000_000)
@@ -145,7 +152,7 @@ pub fn ctime_ns(meta: &fs::Metadata) -> i64 {
 }
 
 /// Removes a file if it exists.
-pub fn remove_file_if_exists(path: &Path) -> Result<bool, FsError> {
+pub(crate) fn remove_file_if_exists(path: &Path) -> Result<bool, FsError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -10,7 +10,7 @@ const INDEX_FILE: &str = "rootfs-index.json";
 
 /// The rootfs index of the cluster whose state directory is `state_dir`; an unreadable one
 /// is reported and replaced by an empty one (it is only a cache).
-pub fn load(state_dir: &Path) -> HashCache {
+pub(crate) fn load(state_dir: &Path) -> HashCache {
     let file = state_dir.join(INDEX_FILE);
     HashCache::load(&file).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring the unreadable rootfs index");

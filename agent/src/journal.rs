@@ -13,11 +13,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The journal format version; a newer agent refuses to guess at an unknown one.
-pub const JOURNAL_VERSION: u32 = 2;
+pub(crate) const JOURNAL_VERSION: u32 = 2;
 
 /// A file the agent installed outside the cluster directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// The backup of what was there before (a file name under `state/backup/`), if anything was.
     pub backup: Option<String>,
     /// What the agent left there, once written; clean keeps a file that differs from it
@@ -41,7 +41,7 @@ pub struct Running {
 
 /// The agent's own edits to `/etc/hosts`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostsRecord {
+pub(crate) struct HostsRecord {
     /// Lines the agent added (exact text).
     pub added: Vec<String>,
     /// Tagged lines that were there before and that the agent replaced; restored by clean.
@@ -60,7 +60,7 @@ pub struct HostsRecord {
 
 /// The last result of one step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepRecord {
+pub(crate) struct StepRecord {
     /// Hash of the step's inputs when it last ran.
     pub input_hash: String,
     /// Whether that run succeeded.
@@ -69,7 +69,7 @@ pub struct StepRecord {
 
 /// Everything recorded for one cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// Format version.
     pub version: u32,
     /// Cluster name.
@@ -137,7 +137,7 @@ pub enum JournalError {
 
 /// An open journal: the record plus where it lives.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     /// The record as last saved.
     pub record: Record,
     state_dir: PathBuf,
@@ -145,12 +145,12 @@ pub struct Journal {
 
 impl Journal {
     /// The journal file inside a state directory.
-    pub fn file(state_dir: &Path) -> PathBuf {
+    pub(crate) fn file(state_dir: &Path) -> PathBuf {
         state_dir.join("journal.json")
     }
 
     /// Reads the journal in `state_dir`, if there is one.
-    pub fn load(state_dir: &Path) -> Result<Option<Journal>, JournalError> {
+    pub(crate) fn load(state_dir: &Path) -> Result<Option<Journal>, JournalError> {
         let path = Journal::file(state_dir);
         let text = match fs::read(&path) {
             Ok(t) => t,
@@ -175,7 +175,11 @@ impl Journal {
     }
 
     /// Opens the journal in `state_dir`, starting an empty one for `cluster` if none exists.
-    pub fn open(state_dir: &Path, cluster: &str, data_root: &str) -> Result<Journal, JournalError> {
+    pub(crate) fn open(
+        state_dir: &Path,
+        cluster: &str,
+        data_root: &str,
+    ) -> Result<Journal, JournalError> {
         if let Some(j) = Journal::load(state_dir)? {
             return Ok(j);
         }
@@ -194,12 +198,12 @@ impl Journal {
     }
 
     /// Where backups live.
-    pub fn backup_dir(&self) -> PathBuf {
+    pub(crate) fn backup_dir(&self) -> PathBuf {
         self.state_dir.join("backup")
     }
 
     /// Writes the record atomically.
-    pub fn save(&self) -> Result<(), JournalError> {
+    pub(crate) fn save(&self) -> Result<(), JournalError> {
         // Serializing plain data with string keys cannot fail; fall back to an error anyway
         // rather than panic.
         let bytes =
@@ -212,7 +216,7 @@ impl Journal {
     }
 
     /// Changes the record and saves it before returning (the write-ahead step).
-    pub fn update(&mut self, f: impl FnOnce(&mut Record)) -> Result<(), JournalError> {
+    pub(crate) fn update(&mut self, f: impl FnOnce(&mut Record)) -> Result<(), JournalError> {
         f(&mut self.record);
         self.save()
     }

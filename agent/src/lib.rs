@@ -3,27 +3,27 @@
 //! cluster env, starts `sealer-registry`, records every change in a journal, and undoes
 //! exactly that on `clean`.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod clean;
-pub mod clusters;
-pub mod command;
+pub(crate) mod clusters;
+pub(crate) mod command;
 pub mod error;
 pub mod exec;
 pub mod facts;
-pub mod fingerprint;
-pub mod fsutil;
+pub(crate) mod fingerprint;
+pub(crate) mod fsutil;
 pub mod handrun;
-pub mod index;
-pub mod journal;
-pub mod lock;
-pub mod owner;
-pub mod paths;
-pub mod receive;
-pub mod recover;
+pub(crate) mod index;
+pub(crate) mod journal;
+pub(crate) mod lock;
+pub(crate) mod owner;
+pub(crate) mod paths;
+pub(crate) mod receive;
+pub(crate) mod recover;
 pub mod root;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod serve;
 pub mod sink;
-pub mod steps;
-pub mod units;
+pub(crate) mod steps;
+pub(crate) mod units;
 pub mod watch;

@@ -31,7 +31,7 @@ pub enum LockError {
 
 /// The held host lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct HostLock {
+pub(crate) struct HostLock {
     stop: Arc<AtomicBool>,
     answerer: Option<std::thread::JoinHandle<()>>,
 }
@@ -61,7 +61,7 @@ fn name_for(root: &HostRoot) -> Vec<u8> {
 impl HostLock {
     /// Takes the host lock for `root` or fails at once; `doing` says what this agent does
     /// (`apply of cluster prod`), for the message a second agent gets.
-    pub fn take(root: &HostRoot, doing: &str) -> Result<HostLock, LockError> {
+    pub(crate) fn take(root: &HostRoot, doing: &str) -> Result<HostLock, LockError> {
         let addr = SocketAddr::from_abstract_name(name_for(root)).map_err(LockError::Io)?;
         let listener = match UnixListener::bind_addr(&addr) {
             Ok(l) => l,
@@ -94,7 +94,7 @@ impl HostLock {
     }
 
     /// Whether an agent holds the lock for `root` right now.
-    pub fn is_held(root: &HostRoot) -> bool {
+    pub(crate) fn is_held(root: &HostRoot) -> bool {
         SocketAddr::from_abstract_name(name_for(root))
             .and_then(|addr| UnixStream::connect_addr(&addr))
             .is_ok()

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 
 /// The marker's file name inside the cluster directory.
-pub const MARKER: &str = ".installer-cluster";
+pub(crate) const MARKER: &str = ".installer-cluster";
 
 const PRODUCT: &str = "installer";
 
@@ -24,7 +24,7 @@ struct Marker {
 
 /// Who a cluster directory belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ownership {
+pub(crate) enum Ownership {
     /// There is no such directory.
     Absent,
     /// It exists and is empty: apply may claim it.
@@ -39,7 +39,7 @@ pub enum Ownership {
 }
 
 /// Reads the ownership of the cluster directory.
-pub fn check(paths: &ClusterPaths, cluster: &str) -> Ownership {
+pub(crate) fn check(paths: &ClusterPaths, cluster: &str) -> Ownership {
     let dir = &paths.cluster_dir;
     let meta = match fs::symlink_metadata(dir) {
         Ok(m) => m,
@@ -68,7 +68,7 @@ pub fn check(paths: &ClusterPaths, cluster: &str) -> Ownership {
 }
 
 /// Writes the marker (the directory exists).
-pub fn claim(paths: &ClusterPaths, cluster: &str, created: bool) -> Result<(), FsError> {
+pub(crate) fn claim(paths: &ClusterPaths, cluster: &str, created: bool) -> Result<(), FsError> {
     let marker = Marker {
         product: PRODUCT.to_string(),
         cluster: cluster.to_string(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// The directories and files of one cluster.
 #[derive(Clone, Debug)]
-pub struct ClusterPaths {
+pub(crate) struct ClusterPaths {
     /// `<dataRoot>/<cluster>` as a host path (for messages and `RootfsDir`).
     pub host_cluster_dir: String,
     /// `<dataRoot>/<cluster>/rootfs` as a host path.
@@ -23,7 +23,7 @@ pub struct ClusterPaths {
 
 impl ClusterPaths {
     /// The paths of `cluster` under `data_root`.
-    pub fn new(root: &HostRoot, data_root: &str, cluster: &str) -> ClusterPaths {
+    pub(crate) fn new(root: &HostRoot, data_root: &str, cluster: &str) -> ClusterPaths {
         let host_cluster_dir = cluster_dir(data_root, cluster);
         let cluster_dir = root.path(&host_cluster_dir);
         ClusterPaths {

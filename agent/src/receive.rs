@@ -52,7 +52,7 @@ pub enum ReceiveError {
 
 /// Totals of what arrived.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Files.
     pub files: u64,
     /// Bytes (uncompressed).
@@ -60,7 +60,7 @@ pub struct Totals {
 }
 
 /// Accepts the files the agent asked for into `staging`.
-pub struct Receiver<'a> {
+pub(crate) struct Receiver<'a> {
     manifest: &'a Manifest,
     pending: BTreeSet<String>,
     staging: &'a Path,
@@ -69,7 +69,11 @@ pub struct Receiver<'a> {
 
 impl<'a> Receiver<'a> {
     /// Expects exactly `wanted` (paths of regular files of `manifest`).
-    pub fn new(manifest: &'a Manifest, wanted: &[String], staging: &'a Path) -> Receiver<'a> {
+    pub(crate) fn new(
+        manifest: &'a Manifest,
+        wanted: &[String],
+        staging: &'a Path,
+    ) -> Receiver<'a> {
         Receiver {
             manifest,
             pending: wanted.iter().cloned().collect(),
@@ -79,7 +83,11 @@ impl<'a> Receiver<'a> {
     }
 
     /// Stores one file's content after checking its path and, once written, its hash.
-    pub fn accept(&mut self, path: &str, content: &mut dyn Read) -> Result<(), ReceiveError> {
+    pub(crate) fn accept(
+        &mut self,
+        path: &str,
+        content: &mut dyn Read,
+    ) -> Result<(), ReceiveError> {
         let refused = |reason: &str| ReceiveError::Refused {
             path: path.to_string(),
             reason: reason.to_string(),
@@ -141,7 +149,7 @@ impl<'a> Receiver<'a> {
 
     /// Reads a zstd-compressed tar stream and accepts every entry; any entry that is not a
     /// requested regular file fails the whole stream.
-    pub fn accept_tar_zst(&mut self, stream: impl Read) -> Result<(), ReceiveError> {
+    pub(crate) fn accept_tar_zst(&mut self, stream: impl Read) -> Result<(), ReceiveError> {
         let decoder = zstd::stream::read::Decoder::new(stream).map_err(ReceiveError::Stream)?;
         let mut archive = tar::Archive::new(decoder);
         for entry in archive.entries().map_err(ReceiveError::Stream)? {
@@ -160,7 +168,7 @@ impl<'a> Receiver<'a> {
     }
 
     /// Copies the requested files from a local tree (`source(path)` gives where each is).
-    pub fn copy_from(
+    pub(crate) fn copy_from(
         &mut self,
         source: &dyn Fn(&str) -> Option<std::path::PathBuf>,
     ) -> Result<(), ReceiveError> {
@@ -174,7 +182,7 @@ impl<'a> Receiver<'a> {
     }
 
     /// Ends receiving: everything asked for must have arrived.
-    pub fn finish(self) -> Result<Totals, ReceiveError> {
+    pub(crate) fn finish(self) -> Result<Totals, ReceiveError> {
         if let Some(first) = self.pending.iter().next() {
             return Err(ReceiveError::Missing {
                 count: self.pending.len(),
@@ -187,7 +195,7 @@ impl<'a> Receiver<'a> {
 
 /// A `Read` over chunks handed in by another thread, so the tar decoder can run while the
 /// protocol loop keeps reading messages.
-pub struct ChunkReader {
+pub(crate) struct ChunkReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
@@ -195,7 +203,7 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     /// A reader fed by `rx`; it ends when the sender is dropped.
-    pub fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> ChunkReader {
+    pub(crate) fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> ChunkReader {
         ChunkReader {
             rx,
             buf: Vec::new(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Kills a dead agent's step processes and removes interrupted writes' temporary files;
 /// returns what it did, for the log.
-pub fn after_crash(
+pub(crate) fn after_crash(
     root: &HostRoot,
     paths: &ClusterPaths,
     journal: &mut Journal,

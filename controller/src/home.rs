@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What follows the home directory in `path` (`""` for `~` alone); `None` when `path` does
 /// not start with `~` or `~/`.
-pub fn rest(path: &str) -> Option<&str> {
+pub(crate) fn rest(path: &str) -> Option<&str> {
     if path == "~" {
         Some("")
     } else {
@@ -16,7 +16,7 @@ pub fn rest(path: &str) -> Option<&str> {
 }
 
 /// `rest` (from [`rest`]) below `home`.
-pub fn join(home: impl AsRef<OsStr>, rest: &str) -> PathBuf {
+pub(crate) fn join(home: impl AsRef<OsStr>, rest: &str) -> PathBuf {
     let home = Path::new(home.as_ref());
     if rest.is_empty() {
         home.to_path_buf()
@@ -26,7 +26,7 @@ pub fn join(home: impl AsRef<OsStr>, rest: &str) -> PathBuf {
 }
 
 /// `path` with a leading `~` replaced by `$HOME`; `None` when it has none or `HOME` is unset.
-pub fn expand_env(path: &str) -> Option<PathBuf> {
+pub(crate) fn expand_env(path: &str) -> Option<PathBuf> {
     let rest = rest(path)?;
     std::env::var_os("HOME").map(|home| join(home, rest))
 }

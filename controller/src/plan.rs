@@ -13,7 +13,7 @@ use installer_proto::rootfs::MergedTree;
 
 /// Why a host's plan could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanBuildError {
+pub(crate) enum PlanBuildError {
     /// A rootfs file is unreadable or malformed; the message names the file, which every
     /// host of the architecture shares.
     #[error(transparent)]
@@ -32,7 +32,7 @@ pub enum PlanBuildError {
 /// The plan of `host`: `facts` are its gathered facts, `tree` the merged rootfs of its
 /// architecture, `registry_host` whether it runs the local registry (see
 /// [`Clusterfile::registry_hosts`]).
-pub fn build_plan(
+pub(crate) fn build_plan(
     cf: &Clusterfile,
     host: &HostSpec,
     facts: &Facts,
@@ -85,7 +85,7 @@ fn plan_inputs(
 }
 
 /// The Plugin hooks in `host`'s scope, in name order.
-pub fn plugins_for(cf: &Clusterfile, host: &HostSpec) -> Vec<plan::Plugin> {
+pub(crate) fn plugins_for(cf: &Clusterfile, host: &HostSpec) -> Vec<plan::Plugin> {
     let mut plugins: Vec<plan::Plugin> = cf
         .plugins
         .iter()
@@ -102,7 +102,7 @@ pub fn plugins_for(cf: &Clusterfile, host: &HostSpec) -> Vec<plan::Plugin> {
 
 /// The env clean scripts get on a host whose agent recorded none (an apply that failed
 /// before its first step): what the Clusterfile alone determines, without the rootfs.
-pub fn clean_env(cf: &Clusterfile, host: &HostSpec, facts: &Facts) -> env::Env {
+pub(crate) fn clean_env(cf: &Clusterfile, host: &HostSpec, facts: &Facts) -> env::Env {
     let registry_host = cf.is_registry_host(&host.ip);
     let inputs = plan_inputs(cf, host, facts, registry_host, Timeouts::default());
     // SvcCIDR was checked when the Clusterfile was parsed, so this cannot fail in practice;
@@ -113,7 +113,8 @@ pub fn clean_env(cf: &Clusterfile, host: &HostSpec, facts: &Facts) -> env::Env {
 }
 
 /// The IPs of the hosts that run the local registry (every master when `ha`, else master0).
-pub fn registry_hosts(cf: &Clusterfile) -> Vec<String> {
+#[cfg(test)]
+pub(crate) fn registry_hosts(cf: &Clusterfile) -> Vec<String> {
     cf.registry_hosts().iter().map(|h| h.ip.clone()).collect()
 }
 

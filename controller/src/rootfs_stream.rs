@@ -17,11 +17,11 @@ const PIECE_BYTES: usize = 1024 * 1024;
 
 /// zstd level: fast enough that a 2-core controller keeps up with the network, and most
 /// bytes in a rootfs (image layers) are already compressed anyway.
-pub const DEFAULT_LEVEL: i32 = 3;
+pub(crate) const DEFAULT_LEVEL: i32 = 3;
 
 /// Why a stream could not be produced.
 #[derive(Debug, thiserror::Error)]
-pub enum ShipError {
+pub(crate) enum ShipError {
     /// A requested path is not in the merged tree.
     #[error("the agent asked for {0}, which is not in the rootfs")]
     UnknownPath(String),
@@ -50,7 +50,7 @@ pub enum ShipError {
 /// Starts producing the stream for `files` on a blocking thread. Pieces arrive on the
 /// returned receiver; the handle reports how the producer ended. `read` counts the file
 /// bytes (uncompressed) taken into the stream so far, the unit of the plan's total.
-pub fn spawn_stream(
+pub(crate) fn spawn_stream(
     tree: Arc<MergedTree>,
     files: Vec<String>,
     level: i32,
@@ -63,7 +63,7 @@ pub fn spawn_stream(
 }
 
 /// Writes the stream for `files` into `out` (synchronously).
-pub fn write_stream<W: Write>(
+pub(crate) fn write_stream<W: Write>(
     tree: &MergedTree,
     files: &[String],
     level: i32,

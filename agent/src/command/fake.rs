@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// One call made through the seam.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// The command line, program first.
     pub argv: Vec<String>,
     /// The environment it was given.
@@ -25,7 +25,7 @@ struct Script {
 /// A runner whose commands answer as scripted. A command line without a script exits 127
 /// ("not found"), as it would on a host without that program.
 #[derive(Debug, Default)]
-pub struct RecordingFake {
+pub(crate) struct RecordingFake {
     scripts: Mutex<Vec<Script>>,
     calls: Mutex<Vec<Invocation>>,
 }
@@ -37,17 +37,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RecordingFake {
     /// A runner with nothing scripted.
-    pub fn new() -> RecordingFake {
+    pub(crate) fn new() -> RecordingFake {
         RecordingFake::default()
     }
 
     /// `argv` answers `ran` (after the answers scripted for it before, each used once).
-    pub fn answer(&self, argv: &[&str], ran: Ran) {
+    pub(crate) fn answer(&self, argv: &[&str], ran: Ran) {
         self.push(argv, Some(ran));
     }
 
     /// `argv` cannot be started (after the answers scripted for it before).
-    pub fn spawn_fails(&self, argv: &[&str]) {
+    pub(crate) fn spawn_fails(&self, argv: &[&str]) {
         self.push(argv, None);
     }
 
@@ -64,12 +64,12 @@ impl RecordingFake {
     }
 
     /// Every call so far, in order.
-    pub fn calls(&self) -> Vec<Invocation> {
+    pub(crate) fn calls(&self) -> Vec<Invocation> {
         lock(&self.calls).clone()
     }
 
     /// The command lines of every call so far, in order.
-    pub fn argvs(&self) -> Vec<Vec<String>> {
+    pub(crate) fn argvs(&self) -> Vec<Vec<String>> {
         self.calls().into_iter().map(|c| c.argv).collect()
     }
 }

@@ -8,15 +8,18 @@
 //! secret may be part of `argv`; a secret goes in `env`, which only the command's user and
 //! root can read.
 
+#[cfg(test)]
 mod fake;
 mod real;
 
-pub use fake::{Invocation, RecordingFake};
-pub use real::RealRunner;
+#[cfg(test)]
+pub(crate) use fake::RecordingFake;
+
+pub(crate) use real::RealRunner;
 
 /// What one finished command left behind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ran {
+pub(crate) struct Ran {
     /// Its exit code; `None` when a signal ended it.
     pub code: Option<i32>,
     /// Its standard output, decoded lossily.
@@ -27,7 +30,8 @@ pub struct Ran {
 
 impl Ran {
     /// A run that exited with `code` after printing `stdout` and `stderr`.
-    pub fn exited(code: i32, stdout: &str, stderr: &str) -> Ran {
+    #[cfg(test)]
+    pub(crate) fn exited(code: i32, stdout: &str, stderr: &str) -> Ran {
         Ran {
             code: Some(code),
             stdout: stdout.to_string(),
@@ -36,14 +40,14 @@ impl Ran {
     }
 
     /// Whether it exited 0.
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
 
 /// A command that could not be run at all.
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub(crate) enum CommandError {
     /// It could not be started, or its output could not be read.
     #[error("running {command}: {source}")]
     Spawn {
@@ -56,12 +60,12 @@ pub enum CommandError {
 
 /// The seam: runs `argv` (program first) with `env` set on top of the agent's environment,
 /// stdin closed, and returns its exit status and output once it has finished.
-pub trait CommandRunner: Send + Sync {
+pub(crate) trait CommandRunner: Send + Sync {
     /// Runs one command to its end.
     fn run(&self, argv: &[String], env: &[(&str, &str)]) -> Result<Ran, CommandError>;
 }
 
 /// `argv` as one line, for messages.
-pub fn command_line(argv: &[String]) -> String {
+pub(crate) fn command_line(argv: &[String]) -> String {
     argv.join(" ")
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 /// Runs commands on this machine.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RealRunner;
+pub(crate) struct RealRunner;
 
 impl CommandRunner for RealRunner {
     fn run(&self, argv: &[String], env: &[(&str, &str)]) -> Result<Ran, CommandError> {

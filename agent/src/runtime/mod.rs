@@ -10,11 +10,11 @@ use crate::exec::SCRIPT_PATH;
 use std::path::{Path, PathBuf};
 
 /// The containerd namespace the agent uses with `ctr`.
-pub const CTR_NAMESPACE: &str = "default";
+pub(crate) const CTR_NAMESPACE: &str = "default";
 
 /// A runtime CLI found on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Runtime {
+pub(crate) enum Runtime {
     /// `docker`.
     Docker(PathBuf),
     /// `nerdctl`.
@@ -24,7 +24,7 @@ pub enum Runtime {
 }
 
 /// Finds `name` on the script `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     which_on(SCRIPT_PATH, name)
 }
 
@@ -37,7 +37,7 @@ fn which_on(search_path: &str, name: &str) -> Option<PathBuf> {
 }
 
 /// The runtime CLIs present, by name.
-pub fn present() -> Vec<String> {
+pub(crate) fn present() -> Vec<String> {
     ["docker", "nerdctl", "ctr"]
         .into_iter()
         .filter(|n| which(n).is_some())
@@ -54,12 +54,12 @@ fn quiet(cmd: &dyn CommandRunner, program: &str, args: &[&str]) -> Option<crate:
 
 impl Runtime {
     /// The first runtime found, in order docker, nerdctl, ctr.
-    pub fn detect() -> Option<Runtime> {
+    pub(crate) fn detect() -> Option<Runtime> {
         Runtime::all().into_iter().next()
     }
 
     /// Every runtime found.
-    pub fn all() -> Vec<Runtime> {
+    pub(crate) fn all() -> Vec<Runtime> {
         Runtime::all_on(SCRIPT_PATH)
     }
 
@@ -86,7 +86,7 @@ impl Runtime {
     }
 
     /// Whether a container `name` runs.
-    pub fn is_running(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
+    pub(crate) fn is_running(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
         let program = self.program();
         match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => quiet(
@@ -106,7 +106,7 @@ impl Runtime {
     }
 
     /// Whether a container `name` exists (running or not).
-    pub fn has_container(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
+    pub(crate) fn has_container(&self, cmd: &dyn CommandRunner, name: &str) -> bool {
         let program = self.program();
         match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => {
@@ -123,7 +123,7 @@ impl Runtime {
 
     /// The commands that bring the registry container up from the image tar: none when it
     /// runs already.
-    pub fn commands_to_start(
+    pub(crate) fn commands_to_start(
         &self,
         cmd: &dyn CommandRunner,
         tar: &Path,
@@ -138,7 +138,7 @@ impl Runtime {
     }
 
     /// The commands that load the image tar and start the registry container.
-    pub fn start_commands(
+    pub(crate) fn start_commands(
         &self,
         tar: &Path,
         image: &str,
@@ -192,7 +192,7 @@ impl Runtime {
     }
 
     /// Stops and removes container `name`; `Ok(true)` when there was one.
-    pub fn remove(&self, cmd: &dyn CommandRunner, name: &str) -> Result<bool, String> {
+    pub(crate) fn remove(&self, cmd: &dyn CommandRunner, name: &str) -> Result<bool, String> {
         if !self.has_container(cmd, name) {
             return Ok(false);
         }
@@ -239,7 +239,7 @@ impl Runtime {
     }
 
     /// The last `n` log lines of container `name` (empty where the runtime keeps none).
-    pub fn logs_tail(&self, cmd: &dyn CommandRunner, name: &str, n: usize) -> Vec<String> {
+    pub(crate) fn logs_tail(&self, cmd: &dyn CommandRunner, name: &str, n: usize) -> Vec<String> {
         let program = self.program();
         match self {
             Runtime::Docker(_) | Runtime::Nerdctl(_) => {
@@ -261,7 +261,7 @@ impl Runtime {
 const REGISTRY: &str = installer_proto::plan::REGISTRY_CONTAINER;
 
 /// An image name as containerd stores it: `registry:2` is `docker.io/library/registry:2`.
-pub fn qualified(name: &str) -> String {
+pub(crate) fn qualified(name: &str) -> String {
     match name.split_once('/') {
         None => format!("docker.io/library/{name}"),
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {

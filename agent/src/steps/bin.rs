@@ -19,10 +19,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where `bin/` goes.
-pub const BIN_DIR: &str = "/usr/local/bin";
+pub(crate) const BIN_DIR: &str = "/usr/local/bin";
 
 /// What install-bin installs: the regular files and the symlinks directly under `bin/`.
-pub fn bin_files(plan: &Plan) -> impl Iterator<Item = &Entry> {
+pub(crate) fn bin_files(plan: &Plan) -> impl Iterator<Item = &Entry> {
     plan.manifest.entries.iter().filter(|e| {
         matches!(e.kind, EntryKind::File { .. } | EntryKind::Symlink { .. })
             && e.path
@@ -73,7 +73,7 @@ impl Want<'_> {
 }
 
 /// Runs the step.
-pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let bin_dir = ctx.root.path(BIN_DIR);
     let created = fsutil::create_dirs(&bin_dir).map_err(step_err)?;
     record_created_dirs(ctx, &created)?;
@@ -192,7 +192,7 @@ fn place_link(to: &str, target: &Path) -> Result<(), fsutil::FsError> {
 
 /// Why the step's result is no longer what it left, if it is not: a binary or link
 /// missing, or other content, mode or link target than the rootfs's.
-pub fn drift(root: &HostRoot, plan: &Plan, journal: &Journal) -> Option<String> {
+pub(crate) fn drift(root: &HostRoot, plan: &Plan, journal: &Journal) -> Option<String> {
     for entry in bin_files(plan) {
         let name = entry.path.trim_start_matches("bin/");
         let host_path = format!("{BIN_DIR}/{name}");
@@ -221,7 +221,7 @@ pub fn drift(root: &HostRoot, plan: &Plan, journal: &Journal) -> Option<String> 
 }
 
 /// Records directories the agent created (host paths), so `clean` removes exactly them.
-pub fn record_created_dirs(
+pub(crate) fn record_created_dirs(
     ctx: &mut Ctx<'_>,
     created: &[std::path::PathBuf],
 ) -> Result<(), installer_proto::event::StepError> {

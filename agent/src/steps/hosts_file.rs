@@ -13,14 +13,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The hosts file.
-pub const HOSTS_FILE: &str = "/etc/hosts";
+pub(crate) const HOSTS_FILE: &str = "/etc/hosts";
 
 fn is_tagged(line: &str) -> bool {
     line.trim_end().ends_with(HOSTS_TAG)
 }
 
 /// The host names of a hosts line (after the address, before any comment).
-pub fn names_of(line: &str) -> Vec<&str> {
+pub(crate) fn names_of(line: &str) -> Vec<&str> {
     line.split('#')
         .next()
         .unwrap_or("")
@@ -31,7 +31,7 @@ pub fn names_of(line: &str) -> Vec<&str> {
 
 /// Follows `host` through symlinks (inside `root`: an absolute target means the host's
 /// path) to the file that really holds its content; returns that file's host path.
-pub fn resolve(root: &HostRoot, host: &str) -> Result<String, String> {
+pub(crate) fn resolve(root: &HostRoot, host: &str) -> Result<String, String> {
     let mut cur = PathBuf::from(host);
     for _ in 0..16 {
         let real = root.path(&cur.to_string_lossy());
@@ -68,7 +68,7 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// The file the hosts lines are (or will be) in: the recorded one, else `/etc/hosts`
 /// followed through its links.
-pub fn hosts_path(root: &HostRoot, record: Option<&HostsRecord>) -> Result<PathBuf, String> {
+pub(crate) fn hosts_path(root: &HostRoot, record: Option<&HostsRecord>) -> Result<PathBuf, String> {
     let host = match record.and_then(|r| r.file.clone()) {
         Some(file) => file,
         None => resolve(root, HOSTS_FILE)?,
@@ -77,7 +77,7 @@ pub fn hosts_path(root: &HostRoot, record: Option<&HostsRecord>) -> Result<PathB
 }
 
 /// Runs the step.
-pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let file = match ctx
         .journal
         .record
@@ -151,7 +151,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
 }
 
 /// Why the hosts file no longer holds what the step wrote, if it does not.
-pub fn drift(path: &Path, record: Option<&HostsRecord>) -> Option<String> {
+pub(crate) fn drift(path: &Path, record: Option<&HostsRecord>) -> Option<String> {
     let Some(record) = record else {
         return Some(format!("{HOSTS_FILE} has no recorded lines"));
     };
@@ -165,7 +165,7 @@ pub fn drift(path: &Path, record: Option<&HostsRecord>) -> Option<String> {
 
 /// Writes the hosts file atomically; when it is a mount point that cannot be replaced (a
 /// container runtime's bind mount answers EBUSY), rewrites it in place instead.
-pub fn write_hosts(path: &Path, text: &str) -> Result<(), fsutil::FsError> {
+pub(crate) fn write_hosts(path: &Path, text: &str) -> Result<(), fsutil::FsError> {
     let mode = fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
@@ -187,7 +187,7 @@ pub fn write_hosts(path: &Path, text: &str) -> Result<(), fsutil::FsError> {
 
 /// Undoes the recorded edits: removes the added lines, puts replaced lines back. Returns
 /// whether the file changed.
-pub fn undo(path: &Path, record: &HostsRecord) -> Result<bool, fsutil::FsError> {
+pub(crate) fn undo(path: &Path, record: &HostsRecord) -> Result<bool, fsutil::FsError> {
     let old = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

@@ -118,7 +118,7 @@ fn after_variable(before: &str) -> bool {
 impl Step {
     /// The hash of this step's inputs. `read` gives the current content of a rootfs file
     /// (scripts are read to find the files they use).
-    pub fn input_hash(
+    pub(crate) fn input_hash(
         &self,
         plan: &Plan,
         root: &HostRoot,

@@ -1,14 +1,14 @@
 //! The apply steps, in SPEC §5 order. Each step knows which host it applies to, how to hash
 //! its inputs (`inputs`: so an unchanged step is skipped on re-apply) and how to run.
 
-pub mod bin;
-pub mod hosts_file;
+pub(crate) mod bin;
+pub(crate) mod hosts_file;
 mod inputs;
-pub mod place;
-pub mod registry;
-pub mod render;
-pub mod scripts;
-pub mod watched;
+pub(crate) mod place;
+pub(crate) mod registry;
+pub(crate) mod render;
+pub(crate) mod scripts;
+pub(crate) mod watched;
 
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
@@ -19,7 +19,7 @@ use installer_proto::manifest::Entry;
 use installer_proto::plan::{HookPhase, Plan, StepKind};
 
 /// What a step needs while it runs.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// Host filesystem mapping.
     pub root: &'a HostRoot,
     /// The plan.
@@ -36,7 +36,7 @@ pub struct Ctx<'a> {
 
 /// What a finished step wrote.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Written {
+pub(crate) struct Written {
     /// Files written.
     pub files: u64,
     /// Bytes written.
@@ -44,10 +44,10 @@ pub struct Written {
 }
 
 /// A step's result.
-pub type StepResult = Result<Written, StepError>;
+pub(crate) type StepResult = Result<Written, StepError>;
 
 /// Turns any displayable error into a step error without exit code or tail.
-pub fn step_err(e: impl std::fmt::Display) -> StepError {
+pub(crate) fn step_err(e: impl std::fmt::Display) -> StepError {
     StepError {
         message: e.to_string(),
         exit_code: None,
@@ -57,7 +57,7 @@ pub fn step_err(e: impl std::fmt::Display) -> StepError {
 
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Make the rootfs copy match the manifest.
     PlaceRootfs,
     /// Install `bin/*`.
@@ -87,7 +87,7 @@ pub enum Action {
 
 /// One step of a host's apply.
 #[derive(Clone, Debug)]
-pub struct Step {
+pub(crate) struct Step {
     /// Id in events and the journal (`init-kube`, `pre-init-host:disk`).
     pub id: String,
     /// Kind (orders steps; `stop_after` refers to it).
@@ -102,7 +102,7 @@ fn has(plan: &Plan, rel: &str) -> bool {
 
 /// The steps of `plan`, in order. Steps that do not apply (no `bin/`, no such script, not a
 /// registry host) are left out.
-pub fn steps_for(plan: &Plan) -> Vec<Step> {
+pub(crate) fn steps_for(plan: &Plan) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut push = |kind: StepKind, id: String, action: Action| {
         steps.push(Step { id, kind, action });
@@ -220,7 +220,7 @@ pub fn steps_for(plan: &Plan) -> Vec<Step> {
 impl Step {
     /// Why what this step left on the host is no longer there, if it is not: a re-apply
     /// runs a drifted step again even though its inputs did not change.
-    pub fn drift(
+    pub(crate) fn drift(
         &self,
         root: &HostRoot,
         plan: &Plan,
@@ -243,7 +243,7 @@ impl Step {
     }
 
     /// Whether the step runs the rootfs's own code, watched by [`watched::run`].
-    pub fn is_watched(&self) -> bool {
+    pub(crate) fn is_watched(&self) -> bool {
         matches!(
             self.action,
             Action::Script { .. } | Action::Plugin { .. } | Action::Registry { .. }
@@ -251,7 +251,7 @@ impl Step {
     }
 
     /// Runs the step.
-    pub fn run(&self, ctx: &mut Ctx<'_>) -> StepResult {
+    pub(crate) fn run(&self, ctx: &mut Ctx<'_>) -> StepResult {
         match &self.action {
             Action::PlaceRootfs => place::run(ctx),
             Action::InstallBin => bin::run(ctx),

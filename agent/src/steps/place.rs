@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Runs the step.
-pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let rootfs = &ctx.paths.rootfs;
     let staging = &ctx.paths.staging;
     fs::create_dir_all(rootfs).map_err(|e| step_err(fsutil::ctx(rootfs, "creating")(e)))?;

@@ -14,10 +14,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// The registry image inside the rootfs.
-pub const REGISTRY_TAR: &str = "images/registry.tar";
+pub(crate) const REGISTRY_TAR: &str = "images/registry.tar";
 
 /// Runs the step.
-pub fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepResult {
+pub(crate) fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepResult {
     // Write-ahead: clean must know a registry may exist even if this step dies half-way.
     ctx.journal
         .update(|r| r.registry_started = true)
@@ -77,7 +77,7 @@ fn start_builtin(ctx: &mut Ctx<'_>, step: &str, cmd: &dyn CommandRunner) -> Resu
 }
 
 /// The image name recorded in a docker-save style tar (`manifest.json` `RepoTags[0]`).
-pub fn registry_image_name(tar_path: &std::path::Path) -> Result<String, String> {
+pub(crate) fn registry_image_name(tar_path: &std::path::Path) -> Result<String, String> {
     let file = std::fs::File::open(tar_path).map_err(|e| format!("{}: {e}", tar_path.display()))?;
     let mut archive = tar::Archive::new(file);
     let entries = archive
@@ -126,7 +126,7 @@ fn registry_addr(ctx: &Ctx<'_>) -> Option<SocketAddr> {
 }
 
 /// One `GET /v2/`; the status code if the registry answered.
-pub fn probe_v2(addr: SocketAddr, domain: &str, port: u16) -> Option<u16> {
+pub(crate) fn probe_v2(addr: SocketAddr, domain: &str, port: u16) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     write!(

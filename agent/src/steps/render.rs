@@ -15,12 +15,12 @@ use installer_proto::template::Template;
 use std::fs;
 
 /// The template files of a plan.
-pub fn templates(plan: &Plan) -> impl Iterator<Item = &Entry> {
+pub(crate) fn templates(plan: &Plan) -> impl Iterator<Item = &Entry> {
     plan.manifest.files().filter(|e| is_template(&e.path))
 }
 
 /// Runs the step.
-pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
+pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let mut written = Written::default();
     // Render everything first, write after: a bad template leaves no file half-updated.
     let mut outputs = Vec::new();
@@ -64,12 +64,12 @@ pub fn run(ctx: &mut Ctx<'_>) -> StepResult {
 }
 
 /// The rootfs path a template renders to.
-pub fn output_of(template: &str) -> String {
+pub(crate) fn output_of(template: &str) -> String {
     template.trim_end_matches(".tmpl").to_string()
 }
 
 /// Why the rendered files are no longer what the step left, if they are not.
-pub fn drift(paths: &ClusterPaths, plan: &Plan, journal: &Journal) -> Option<String> {
+pub(crate) fn drift(paths: &ClusterPaths, plan: &Plan, journal: &Journal) -> Option<String> {
     for entry in templates(plan) {
         let rel = output_of(&entry.path);
         let target = paths.rootfs.join(&rel);

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The env a script or hook gets: the plan's env plus `InstallRoot` (empty for the real `/`).
-pub fn script_env(env: &Env, root: &HostRoot) -> Env {
+pub(crate) fn script_env(env: &Env, root: &HostRoot) -> Env {
     let mut env = env.clone();
     env.insert("InstallRoot".into(), root.install_root());
     env.entry("PATH".into())
@@ -24,7 +24,7 @@ pub fn script_env(env: &Env, root: &HostRoot) -> Env {
 }
 
 /// The log file of a step.
-pub fn log_path(state_dir: &Path, step: &str) -> std::path::PathBuf {
+pub(crate) fn log_path(state_dir: &Path, step: &str) -> std::path::PathBuf {
     state_dir
         .join("logs")
         .join(format!("{}.log", step.replace([':', '/'], "_")))
@@ -51,7 +51,7 @@ fn job(
 }
 
 /// Runs `rel` (a rootfs path such as `scripts/init-kube.sh`) with `args`.
-pub fn run_script(ctx: &mut Ctx<'_>, step: &str, rel: &str, args: &[String]) -> StepResult {
+pub(crate) fn run_script(ctx: &mut Ctx<'_>, step: &str, rel: &str, args: &[String]) -> StepResult {
     let script = ctx.paths.rootfs.join(rel);
     let mut argv = exec::shell_for(&script);
     argv.extend(args.iter().cloned());
@@ -62,7 +62,7 @@ pub fn run_script(ctx: &mut Ctx<'_>, step: &str, rel: &str, args: &[String]) -> 
 }
 
 /// Runs a Plugin's shell text with `/bin/sh -c`, cwd at the rootfs.
-pub fn run_plugin(ctx: &mut Ctx<'_>, step: &str, data: &str) -> StepResult {
+pub(crate) fn run_plugin(ctx: &mut Ctx<'_>, step: &str, data: &str) -> StepResult {
     let argv = vec!["/bin/sh".to_string(), "-c".to_string(), data.to_string()];
     let cwd = ctx.paths.rootfs.clone();
     let job = job(ctx, step, argv, &cwd)?;
@@ -72,7 +72,11 @@ pub fn run_plugin(ctx: &mut Ctx<'_>, step: &str, data: &str) -> StepResult {
 
 /// Runs `job` with its processes recorded in the journal while they run (group id and a
 /// token in their environment), so that the next agent can kill what a crash left behind.
-pub fn run_tracked(journal: &mut Journal, mut job: Job, sink: &dyn Sink) -> Result<(), StepError> {
+pub(crate) fn run_tracked(
+    journal: &mut Journal,
+    mut job: Job,
+    sink: &dyn Sink,
+) -> Result<(), StepError> {
     let token = format!(
         "{}-{}",
         std::process::id(),

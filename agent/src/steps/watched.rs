@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 /// What a watched step hands the next one when nothing runs between them: its watcher (the
 /// store stays open) and its after-state, which is the next step's before-state.
-pub struct Carry {
+pub(crate) struct Carry {
     watcher: Watcher,
     files: Snapshot,
     units: crate::units::UnitState,
@@ -39,7 +39,7 @@ fn watcher(
 
 /// Runs `f` (the step's own work) with what it changes recorded for `step`. Recording
 /// failures are warnings: the step's own result decides whether it failed.
-pub fn run(
+pub(crate) fn run(
     ctx: &mut Ctx<'_>,
     step: &str,
     f: impl FnOnce(&mut Ctx<'_>) -> StepResult,
@@ -152,7 +152,11 @@ fn record_files(
 
 /// After a crash: records what the step that was running did, from its saved
 /// before-snapshot.
-pub fn recover(root: &HostRoot, paths: &ClusterPaths, journal: &mut Journal) -> Option<String> {
+pub(crate) fn recover(
+    root: &HostRoot,
+    paths: &ClusterPaths,
+    journal: &mut Journal,
+) -> Option<String> {
     let step = journal.record.watch_pending.clone()?;
     let recorded = Snapshot::load(&pending_path(paths))
         .map_err(|e| e.to_string())
@@ -179,7 +183,7 @@ fn on_demand(unit: &str) -> bool {
 
 /// Why what `step` left is no longer there, if it is not: a unit it started is inactive,
 /// a file it wrote is missing or changed.
-pub fn drift(root: &HostRoot, journal: &Journal, step: &str) -> Option<String> {
+pub(crate) fn drift(root: &HostRoot, journal: &Journal, step: &str) -> Option<String> {
     let sd = units::for_host(root);
     // Not knowing is not drift; the step's inputs decide.
     let unit = journal

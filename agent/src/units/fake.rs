@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// One call made through the [`Systemd`] seam, with its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Call {
+pub(crate) enum Call {
     /// [`Systemd::state`].
     State,
     /// [`Systemd::is_active`].
@@ -28,7 +28,7 @@ pub enum Call {
 /// A systemd in memory: its [`UnitState`] is what tests say it is (and what `stop` and
 /// `disable` leave of it), and every call is kept in order.
 #[derive(Debug, Default)]
-pub struct RecordingFake {
+pub(crate) struct RecordingFake {
     state: Mutex<UnitState>,
     calls: Mutex<Vec<Call>>,
     failing: Mutex<Vec<Call>>,
@@ -41,12 +41,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RecordingFake {
     /// A systemd with no active or enabled units.
-    pub fn new() -> RecordingFake {
+    pub(crate) fn new() -> RecordingFake {
         RecordingFake::default()
     }
 
     /// A systemd in `state`.
-    pub fn with_state(state: UnitState) -> RecordingFake {
+    pub(crate) fn with_state(state: UnitState) -> RecordingFake {
         RecordingFake {
             state: Mutex::new(state),
             ..RecordingFake::default()
@@ -54,47 +54,42 @@ impl RecordingFake {
     }
 
     /// Something (a script) started `unit`.
-    pub fn start(&self, unit: &str) {
+    pub(crate) fn start(&self, unit: &str) {
         lock(&self.state).active.insert(unit.to_string());
     }
 
-    /// Something enabled `unit`.
-    pub fn enable(&self, unit: &str) {
-        lock(&self.state).enabled.insert(unit.to_string());
-    }
-
     /// Something other than the agent stopped `unit` (it crashed, an admin stopped it).
-    pub fn stopped_behind_our_back(&self, unit: &str) {
+    pub(crate) fn stopped_behind_our_back(&self, unit: &str) {
         lock(&self.state).active.remove(unit);
     }
 
     /// Something other than the agent disabled `unit`.
-    pub fn disabled_behind_our_back(&self, unit: &str) {
+    pub(crate) fn disabled_behind_our_back(&self, unit: &str) {
         lock(&self.state).enabled.remove(unit);
     }
 
     /// The state now, without recording a call.
-    pub fn current(&self) -> UnitState {
+    pub(crate) fn current(&self) -> UnitState {
         lock(&self.state).clone()
     }
 
     /// From now on, a call equal to `call` fails (and changes nothing).
-    pub fn fail_on(&self, call: Call) {
+    pub(crate) fn fail_on(&self, call: Call) {
         lock(&self.failing).push(call);
     }
 
     /// From now on, every call succeeds again.
-    pub fn heal(&self) {
+    pub(crate) fn heal(&self) {
         lock(&self.failing).clear();
     }
 
     /// Every call so far, in order.
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         lock(&self.calls).clone()
     }
 
     /// Forgets the calls so far (to look only at what comes next).
-    pub fn clear_calls(&self) {
+    pub(crate) fn clear_calls(&self) {
         lock(&self.calls).clear();
     }
 

@@ -26,24 +26,28 @@ use crate::root::HostRoot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+#[cfg(test)]
 mod fake;
+#[cfg(test)]
+pub(crate) use fake::{Call, RecordingFake};
 mod parse;
 mod record;
 mod systemctl;
 #[cfg(test)]
 mod tests;
 
-pub use fake::{Call, RecordingFake};
-pub use record::{UnitChanges, UnitRecord, UnitReport};
-pub use systemctl::RealSystemd;
+#[cfg(test)]
+pub(crate) use record::UnitRecord;
+pub(crate) use record::{UnitChanges, UnitReport};
+pub(crate) use systemctl::RealSystemd;
 
 /// The unit types steps are watched for. Mounts, scopes, slices and devices come and go on
 /// their own (logins, hotplug, containers), so they would be mistaken for a step's work.
-pub const WATCHED_TYPES: [&str; 4] = ["service", "socket", "timer", "path"];
+pub(crate) const WATCHED_TYPES: [&str; 4] = ["service", "socket", "timer", "path"];
 
 /// What systemd says about the watched units right now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnitState {
+pub(crate) struct UnitState {
     /// Units whose active state is `active`.
     pub active: BTreeSet<String>,
     /// Units whose unit file state is `enabled`.
@@ -52,7 +56,7 @@ pub struct UnitState {
 
 /// A question to or an order for systemd that did not get an answer.
 #[derive(Debug, thiserror::Error)]
-pub enum UnitsError {
+pub(crate) enum UnitsError {
     /// The command could not be started.
     #[error("starting {command}: {source}")]
     Spawn {
@@ -92,7 +96,7 @@ pub enum UnitsError {
 }
 
 /// The seam: everything the agent asks of systemd.
-pub trait Systemd: Send + Sync {
+pub(crate) trait Systemd: Send + Sync {
     /// Active and enabled units of the [`WATCHED_TYPES`].
     fn state(&self) -> Result<UnitState, UnitsError>;
     /// Whether each of `units` is running (active, reloading, or on its way up or down); every unit
@@ -113,7 +117,7 @@ pub trait Systemd: Send + Sync {
 
 /// A host without a running systemd, or a `--root` sandbox: no units, nothing to do.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NoSystemd;
+pub(crate) struct NoSystemd;
 
 impl Systemd for NoSystemd {
     fn state(&self) -> Result<UnitState, UnitsError> {
@@ -150,7 +154,7 @@ const BOOTED_MARKER: &str = "/run/systemd/system";
 
 /// The systemd of `root`: the real one only for the real `/` of a host booted with systemd
 /// that has `systemctl`, so a sandbox or a container without systemd is never touched.
-pub fn for_host(root: &HostRoot) -> Box<dyn Systemd> {
+pub(crate) fn for_host(root: &HostRoot) -> Box<dyn Systemd> {
     if !root.is_real() || !Path::new(BOOTED_MARKER).is_dir() {
         return Box::new(NoSystemd);
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Units steps started or enabled, by unit name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitChanges {
+pub(crate) struct UnitChanges {
     /// What was done to each unit.
     #[serde(default)]
     pub units: BTreeMap<String, UnitRecord>,
@@ -15,7 +15,7 @@ pub struct UnitChanges {
 
 /// What steps did to one unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitRecord {
+pub(crate) struct UnitRecord {
     /// The step that first started or enabled it.
     pub step: String,
     /// A step started it (and clean has not stopped it yet).
@@ -28,7 +28,7 @@ pub struct UnitRecord {
 
 /// What [`UnitChanges::undo`] did with one unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UnitReport {
+pub(crate) enum UnitReport {
     /// The unit is stopped and disabled as far as steps had changed it; no longer recorded.
     Undone {
         /// The unit.
@@ -54,7 +54,7 @@ pub enum UnitReport {
 
 impl UnitChanges {
     /// Whether nothing is recorded.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.units.is_empty()
     }
 
@@ -63,7 +63,7 @@ impl UnitChanges {
     /// starting nor its enabling is taken as the step's. A unit recorded by an earlier step
     /// keeps that step (undo does not care which step it was, and the first one is the one
     /// that changed the host); its flags only grow.
-    pub fn record(&mut self, step: &str, before: &UnitState, after: &UnitState) {
+    pub(crate) fn record(&mut self, step: &str, before: &UnitState, after: &UnitState) {
         let started = after.active.difference(&before.active);
         let enabled = after
             .enabled
@@ -93,7 +93,7 @@ impl UnitChanges {
     /// but not active, or recorded enabled but not enabled), as a message such as
     /// `containerd.service is not active`; `None` if all are. One `is_active` and one
     /// `is_enabled` call at most, for all of the step's units together.
-    pub fn drift(&self, step: &str, sd: &dyn Systemd) -> Result<Option<String>, UnitsError> {
+    pub(crate) fn drift(&self, step: &str, sd: &dyn Systemd) -> Result<Option<String>, UnitsError> {
         let mine: Vec<(&String, &UnitRecord)> =
             self.units.iter().filter(|(_, r)| r.step == step).collect();
         let started: Vec<String> = mine
@@ -127,7 +127,7 @@ impl UnitChanges {
     /// already inactive or disabled (the rootfs's clean scripts, which run first, usually
     /// see to that) counts as undone without being touched. One `daemon-reload` at the end
     /// if any unit was stopped or disabled.
-    pub fn undo(&mut self, sd: &dyn Systemd, report: &mut dyn FnMut(UnitReport)) {
+    pub(crate) fn undo(&mut self, sd: &dyn Systemd, report: &mut dyn FnMut(UnitReport)) {
         if self.units.is_empty() {
             return;
         }

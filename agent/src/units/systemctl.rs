@@ -36,7 +36,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// The host's systemd, through `systemctl`.
 #[derive(Clone, Debug)]
-pub struct RealSystemd {
+pub(crate) struct RealSystemd {
     program: PathBuf,
 }
 
@@ -65,7 +65,7 @@ impl Ran {
 
 impl RealSystemd {
     /// The first `systemctl` of the usual places, if any.
-    pub fn find() -> Option<RealSystemd> {
+    pub(crate) fn find() -> Option<RealSystemd> {
         CANDIDATES
             .iter()
             .map(Path::new)
@@ -74,7 +74,7 @@ impl RealSystemd {
     }
 
     /// `program` as `systemctl`.
-    pub fn at(program: &Path) -> RealSystemd {
+    pub(crate) fn at(program: &Path) -> RealSystemd {
         RealSystemd {
             program: program.to_path_buf(),
         }

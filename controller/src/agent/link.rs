@@ -10,14 +10,14 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The agent's stdout, as the session reads it.
-pub type AgentReader = Box<dyn AsyncRead + Unpin + Send>;
+pub(crate) type AgentReader = Box<dyn AsyncRead + Unpin + Send>;
 /// The agent's stdin, as the session writes it.
-pub type AgentWriter = Box<dyn AsyncWrite + Unpin + Send>;
+pub(crate) type AgentWriter = Box<dyn AsyncWrite + Unpin + Send>;
 /// The conversation with one running agent.
-pub type AgentIo = AgentSession<AgentReader, AgentWriter>;
+pub(crate) type AgentIo = AgentSession<AgentReader, AgentWriter>;
 
 /// A future that ends a link.
-pub type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The side of a running agent that is not the protocol stream.
 pub trait AgentLink: Send {
@@ -31,7 +31,7 @@ pub trait AgentLink: Send {
 }
 
 /// An agent started over SSH: the connection stays open while the agent runs.
-pub struct SshLink {
+pub(crate) struct SshLink {
     /// The SSH connection.
     pub session: ssh::Session,
     /// The agent's remote process.

@@ -2,6 +2,6 @@
 //! host ([`binary`]), talking to it once it runs ([`session`]) and what carries it
 //! ([`link`]).
 
-pub mod binary;
-pub mod link;
-pub mod session;
+pub(crate) mod binary;
+pub(crate) mod link;
+pub(crate) mod session;

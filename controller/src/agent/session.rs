@@ -42,7 +42,7 @@ pub enum SessionError {
     Busy(String),
 }
 
-pub use installer_proto::wire::Need;
+pub(crate) use installer_proto::wire::Need;
 
 /// How a clean treats what it finds.
 #[derive(Debug, Clone, Copy, Default)]

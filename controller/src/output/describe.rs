@@ -6,7 +6,7 @@ use super::progress::ShipProgress;
 use installer_proto::human::bytes as human_bytes;
 
 /// One human line for an event (used by the host logs and the plain view).
-pub fn describe(event: &RunEvent) -> String {
+pub(crate) fn describe(event: &RunEvent) -> String {
     match event {
         RunEvent::RunStarted {
             command,

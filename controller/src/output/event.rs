@@ -6,7 +6,7 @@ use installer_proto::event::Event;
 use serde::Serialize;
 
 /// Version of the NDJSON schema, carried in every line as `"schema"`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// The controller-side phases of a host's run, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -192,7 +192,7 @@ impl RunEvent {
 
 /// One NDJSON line: schema version, time, run id, then the event's own fields.
 #[derive(Serialize)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// [`SCHEMA_VERSION`].
     pub schema: u32,
     /// Milliseconds since the Unix epoch.

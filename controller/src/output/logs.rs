@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -23,7 +23,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// A run id: UTC date and time plus 4 hex digits of entropy, e.g. `20261124-071501-3f2a`.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let ms = now_ms();
     let (y, mo, d, h, mi, s) = civil(ms / 1000);
     // Entropy from the clock's sub-second part and the pid keeps parallel runs apart.
@@ -32,7 +32,7 @@ pub fn new_run_id() -> String {
 }
 
 /// `HH:MM:SS.mmm` (UTC) for log lines.
-pub fn clock(ms: u64) -> String {
+pub(crate) fn clock(ms: u64) -> String {
     let (_, _, _, h, mi, s) = civil(ms / 1000);
     format!("{h:02}:{mi:02}:{s:02}.{:03}", ms % 1000)
 }
@@ -62,7 +62,7 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 /// The log files of one run.
-pub struct RunLogs {
+pub(crate) struct RunLogs {
     dir: PathBuf,
     run_id: String,
     hosts: HashMap<String, BufWriter<File>>,
@@ -75,7 +75,7 @@ impl RunLogs {
     /// (a token echoed by `kubeadm init`, a password in a failing command line), so the
     /// run's directory is 0700 and its files 0600, created so from the start; a runs
     /// directory an older version left readable is narrowed too.
-    pub fn create(root: &Path, run_id: &str) -> io::Result<RunLogs> {
+    pub(crate) fn create(root: &Path, run_id: &str) -> io::Result<RunLogs> {
         private_runs_root(root)?;
         let dir = root.join(run_id);
         match fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
@@ -96,13 +96,13 @@ impl RunLogs {
     }
 
     /// The run's directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Records one event in `events.ndjson` and, when it concerns a host, in that host's
     /// log. Logging must not fail a run, so write errors are reported once via tracing.
-    pub fn record(&mut self, ts_ms: u64, event: &RunEvent) {
+    pub(crate) fn record(&mut self, ts_ms: u64, event: &RunEvent) {
         let line = Line {
             schema: SCHEMA_VERSION,
             ts_ms,
@@ -128,7 +128,7 @@ impl RunLogs {
     }
 
     /// Flushes everything to disk.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let _ = self.events.flush();
         for f in self.hosts.values_mut() {
             let _ = f.flush();

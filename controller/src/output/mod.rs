@@ -2,12 +2,12 @@
 //! run's NDJSON file ([`logs`]), the event schema ([`event`]) and the final table
 //! ([`table`]). Code that does the work only calls [`Reporter::emit`].
 
-pub mod describe;
-pub mod event;
-pub mod logs;
-pub mod progress;
-pub mod table;
-pub mod view;
+pub(crate) mod describe;
+pub(crate) mod event;
+pub(crate) mod logs;
+pub(crate) mod progress;
+pub(crate) mod table;
+pub(crate) mod view;
 
 use crate::exit;
 use event::{HostStatus, RunEvent};
@@ -15,10 +15,10 @@ use installer_proto::event::Event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-pub use view::OutputMode;
+pub(crate) use view::OutputMode;
 
 /// Where runs keep their logs, relative to the working directory.
-pub const RUNS_DIR: &str = ".installer/runs";
+pub(crate) const RUNS_DIR: &str = ".installer/runs";
 
 /// Collects a run's events: shows them, logs them, and remembers each host's status.
 pub struct Reporter {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 /// One moment of a host's transfer.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ShipProgress {
+pub(crate) struct ShipProgress {
     /// File bytes sent so far.
     pub done: u64,
     /// File bytes to send in all.
@@ -20,7 +20,7 @@ pub struct ShipProgress {
 
 impl ShipProgress {
     /// Whole percent done; an empty transfer is done.
-    pub fn percent(&self) -> u64 {
+    pub(crate) fn percent(&self) -> u64 {
         if self.total == 0 {
             return 100;
         }
@@ -28,7 +28,7 @@ impl ShipProgress {
     }
 
     /// Seconds left at the rate so far.
-    pub fn secs_left(&self) -> Option<u64> {
+    pub(crate) fn secs_left(&self) -> Option<u64> {
         let rate = self.rate.filter(|r| *r > 0.0)?;
         Some((self.total.saturating_sub(self.done) as f64 / rate).ceil() as u64)
     }
@@ -56,7 +56,7 @@ impl std::fmt::Display for ShipProgress {
 }
 
 /// `9s`, `2m05s`, `1h02m`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
@@ -68,13 +68,13 @@ pub fn duration(secs: u64) -> String {
 /// begins right after the host's plan; a transfer seen without a plan starts the clock
 /// itself (with what was sent by then).
 #[derive(Debug, Default)]
-pub struct ShipClock {
+pub(crate) struct ShipClock {
     started: HashMap<String, (u64, u64)>,
 }
 
 impl ShipClock {
     /// Takes note of `event` at `ts_ms`; a transfer event's progress.
-    pub fn observe(&mut self, ts_ms: u64, event: &RunEvent) -> Option<ShipProgress> {
+    pub(crate) fn observe(&mut self, ts_ms: u64, event: &RunEvent) -> Option<ShipProgress> {
         match event {
             RunEvent::Plan { host, .. } => {
                 self.started.insert(host.clone(), (ts_ms, 0));

@@ -5,7 +5,7 @@ use installer_proto::human::bytes as human_bytes;
 use installer_proto::term;
 
 /// One line of text for a host's status, e.g. `failed at init-kube: exit code 1`.
-pub fn status_text(status: &HostStatus) -> String {
+pub(crate) fn status_text(status: &HostStatus) -> String {
     format!("{} {}", label(status), detail(status))
 }
 
@@ -55,7 +55,7 @@ fn detail(status: &HostStatus) -> String {
 }
 
 /// The table as text: one row per host, in the given order.
-pub fn render(rows: &[(String, HostStatus)]) -> String {
+pub(crate) fn render(rows: &[(String, HostStatus)]) -> String {
     let width = rows.iter().map(|(h, _)| h.len()).max().unwrap_or(4).max(4);
     let mut out = format!("{:width$}  {:11}  DETAIL\n", "HOST", "STATUS");
     for (host, status) in rows {

@@ -23,7 +23,7 @@ pub enum OutputMode {
 }
 
 /// The live view.
-pub enum View {
+pub(crate) enum View {
     /// Progress bars, one per host.
     Bars(Bars),
     /// Plain lines on stderr (stdout keeps only the final table).
@@ -36,7 +36,7 @@ pub enum View {
 }
 
 /// The progress bars.
-pub struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
     ship: ShipClock,
@@ -44,7 +44,7 @@ pub struct Bars {
 
 impl View {
     /// Picks the view for a mode; `Auto` uses bars only when stderr is a terminal.
-    pub fn new(mode: OutputMode, verbose: bool) -> View {
+    pub(crate) fn new(mode: OutputMode, verbose: bool) -> View {
         use std::io::IsTerminal;
         match mode {
             OutputMode::Json => View::Json,
@@ -57,7 +57,7 @@ impl View {
     }
 
     /// Shows one event.
-    pub fn show(&mut self, run_id: &str, ts_ms: u64, event: &RunEvent) {
+    pub(crate) fn show(&mut self, run_id: &str, ts_ms: u64, event: &RunEvent) {
         match self {
             View::Json => {
                 if let Some(json) = json_text(run_id, ts_ms, event) {
@@ -76,7 +76,7 @@ impl View {
     }
 
     /// Removes the bars before the final table is printed.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let View::Bars(bars) = self {
             for bar in bars.bars.values() {
                 if !bar.is_finished() {
