@@ -16,76 +16,7 @@ use std::time::{Duration, Instant};
 
 /// A sealer v2 Clusterfile as its docs write one, with per-host overrides, a plugin whose
 /// shell text is full of brackets, and both Config strategies.
-const FULL: &str = r#"apiVersion: sealer.io/v2
-kind: Cluster
-metadata:
-  name: my-cluster
-spec:
-  image: rootfs
-  env:
-    - PodCIDR=100.64.0.0/10
-    - SvcCIDR=10.96.0.0/22
-    - Quoted="a b" $(x)
-  ssh:
-    user: root
-    passwd: "${SSH_PASS}"
-    pk: ~/.ssh/id_rsa
-    port: "22"
-  hosts:
-    - ips: [ 192.168.0.2, 192.168.0.3 ]
-      roles: [ master ]
-      env: [ StorageDevice=/dev/vde ]
-      ssh: { passwd: "Other123", port: 2222 }
-    - ips:
-        - 192.168.0.5
-      roles: [ node, gpu ]
-  containerRuntime:
-    type: containerd
-  hostAliases:
-    - ip: 192.168.0.100
-      hostnames: [ harbor.example.com, harbor ]
-  registry:
-    localRegistry:
-      domain: hub.local
-      port: 5001
-      ha: false
-      insecure: true
-  dataRoot: /data/sealer
-status: {}
----
-apiVersion: sealer.io/v1
-kind: Plugin
-metadata:
-  name: pre_init_disk
-spec:
-  type: SHELL
-  action: pre-init-host|PostCleanHost
-  scope: master | gpu
-  data: |
-    set -x
-    if [ -b "${StorageDevice}" ] && [[ ! -e /data ]]; then { mkfs.ext4 "$StorageDevice"; }; fi
-    awk '{print $1}' /proc/mounts | grep -q '^/data$' || echo "[warn] not mounted"
----
-apiVersion: sealer.io/v1
-kind: Config
-metadata:
-  name: daemon
-spec:
-  path: etc/daemon.json
-  data: |
-    {"log-driver": "json-file", "registry-mirrors": ["https://m.example.com"], "opts": {"a": [1, {"b": 2}]}}
----
-apiVersion: sealer.io/v1
-kind: Config
-metadata:
-  name: kubeadm
-spec:
-  path: etc/kubeadm.yml
-  strategy: merge
-  data: |
-    networking:
-      podSubnet: 100.64.0.0/10
-"#;
+const FULL: &str = include_str!("data/clusterfile-full.yaml");
 
 /// The smallest Clusterfile, as a first-time user writes it.
 const MINIMAL: &str = "apiVersion: sealer.io/v2
@@ -224,6 +155,7 @@ fn secrets(key: &str) -> Option<String> {
     match key {
         "HOME" => Some("/home/op".into()),
         "SSH_PASS" => Some("s3cret".into()),
+        "KEY_PASS" => Some("phrase".into()),
         _ => None,
     }
 }

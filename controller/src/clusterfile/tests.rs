@@ -12,7 +12,7 @@ fn env(key: &str) -> Option<String> {
 }
 
 fn parse_ok(text: &str) -> Clusterfile {
-    match parse_with_env("/work/site/Clusterfile", text, &env) {
+    match parse_with_env("/srv/site/Clusterfile", text, &env) {
         Ok(cf) => cf,
         Err(e) => panic!("{e}"),
     }
@@ -27,88 +27,14 @@ fn parse_err(text: &str) -> String {
 
 /// A complete sealer v2 Clusterfile in the documented form, with the per-host overrides,
 /// a plugin and both Config strategies.
-const FULL: &str = r#"apiVersion: sealer.io/v2
-kind: Cluster
-metadata:
-  name: my-cluster
-spec:
-  image: rootfs
-  env:
-    - PodCIDR=100.64.0.0/10
-    - SvcCIDR=10.96.0.0/22
-    - StorageDevice=/dev/vdc
-    - Quoted="a b" $(x)
-  ssh:
-    user: root
-    passwd: "${SSH_PASS}"
-    pk: ~/.ssh/id_rsa
-    pkPasswd: ${KEY_PASS}
-    port: "22"
-  hosts:
-    - ips: [ 192.168.0.2, 192.168.0.3, 192.168.0.4 ]
-      roles: [ master ]
-      env: [ StorageDevice=/dev/vde ]
-      ssh: { passwd: "Other123", port: 2222 }
-    - ips:
-        - 192.168.0.5
-      roles: [ node, gpu ]
-      ssh:
-        user: ops
-        pk: keys/node_ed25519
-  containerRuntime:
-    type: containerd
-  hostAliases:
-    - ip: 192.168.0.100
-      hostnames: [ harbor.example.com, harbor ]
-  registry:
-    localRegistry:
-      domain: hub.local
-      port: 5001
-      ha: false
-      insecure: true
-  dataRoot: /data/sealer
-status: {}
----
-apiVersion: sealer.io/v1
-kind: Plugin
-metadata:
-  name: pre_init_disk
-spec:
-  type: SHELL
-  action: pre-init-host|PostCleanHost
-  scope: master | gpu
-  data: |
-    set -x
-    bash scripts/pre_init_disk.sh
----
-apiVersion: sealer.io/v1
-kind: Config
-metadata:
-  name: daemon
-spec:
-  path: etc/daemon.json
-  data: |
-    {"log-driver": "json-file"}
----
-apiVersion: sealer.io/v1
-kind: Config
-metadata:
-  name: kubeadm
-spec:
-  path: etc/kubeadm.yml
-  strategy: merge
-  data: |
-    networking:
-      podSubnet: 100.64.0.0/10
----
-"#;
+const FULL: &str = include_str!("../../tests/data/clusterfile-full.yaml");
 
 #[test]
 fn full_sealer_clusterfile() {
     let cf = parse_ok(FULL);
     assert_eq!(cf.name, "my-cluster");
     assert_eq!(cf.image, "rootfs");
-    assert_eq!(cf.dir(), Path::new("/work/site"));
+    assert_eq!(cf.dir(), Path::new("/srv/site"));
     assert_eq!(cf.data_root, "/data/sealer");
     assert_eq!(cf.container_runtime, "containerd");
     assert_eq!(cf.env["SvcCIDR"], "10.96.0.0/22");
@@ -153,7 +79,7 @@ fn full_sealer_clusterfile() {
     assert_eq!(n.ssh.passwd.as_ref().map(Secret::expose), Some("s3cret"));
     assert_eq!(
         n.ssh.pk.as_deref(),
-        Some(Path::new("/work/site/keys/node_ed25519"))
+        Some(Path::new("/srv/site/keys/node_ed25519"))
     );
     assert!(n.env.is_empty());
     // Secrets never reach Debug output.
@@ -166,7 +92,7 @@ fn full_sealer_clusterfile() {
             name: "pre_init_disk".into(),
             phases: vec![HookPhase::PreInitHost, HookPhase::PostCleanHost],
             scope: vec!["master".into(), "gpu".into()],
-            data: "set -x\nbash scripts/pre_init_disk.sh\n".into(),
+            data: "set -x\nif [ -b \"${StorageDevice}\" ] && [[ ! -e /data ]]; then { mkfs.ext4 \"$StorageDevice\"; }; fi\nawk '{print $1}' /proc/mounts | grep -q '^/data$' || echo \"[warn] not mounted\"\n".into(),
         }]
     );
     assert!(cf.plugins[0].applies_to(&n.roles));
