@@ -26,6 +26,7 @@ pub async fn run(args: CleanArgs) -> RunResult {
         hosts: cf.hosts.iter().map(|h| h.ip.clone()).collect(),
         dry_run: false,
     });
+    crate::apply::warn_about(&ctx, &cf);
     let run = Run {
         ctx,
         concurrency: args.common.concurrency as usize,

@@ -22,10 +22,11 @@ mod tests;
 pub use phases::start_agent;
 
 use crate::cli::ApplyArgs;
+use crate::clusterfile::Clusterfile;
 use crate::failure::{Failure, RunResult};
 use crate::output::event::RunEvent;
 use driver::Run;
-use host::{Connected, Started};
+use host::{Connected, RunCtx, Started};
 use inputs::Inputs;
 use installer_proto::plan::Timeouts;
 use phases::connect::Connect;
@@ -47,6 +48,7 @@ pub async fn run(args: ApplyArgs) -> RunResult {
         hosts: hosts.iter().map(|h| h.ip.clone()).collect(),
         dry_run: args.dry_run,
     });
+    warn_about(&ctx, &inputs.clusterfile);
     let run = Run {
         ctx,
         concurrency: args.common.concurrency as usize,
@@ -63,6 +65,16 @@ pub async fn run(args: ApplyArgs) -> RunResult {
     let hosts = run.phase(Connect, hosts).await?;
     let hosts = run.phase(StartAgent, hosts).await?;
     with_agents(&run, &inputs, hosts, &opts).await
+}
+
+/// Tells what the Clusterfile had that was accepted with a word to say, before any host is
+/// contacted (clean tells it too: it reads the same file).
+pub(crate) fn warn_about(ctx: &RunCtx, cf: &Clusterfile) {
+    for w in &cf.warnings {
+        ctx.reporter.emit(RunEvent::Warning {
+            message: w.to_string(),
+        });
+    }
 }
 
 /// What apply's phases take from the command line besides a dry run.

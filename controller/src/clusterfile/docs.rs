@@ -74,6 +74,19 @@ impl Failure {
     }
 }
 
+impl Problem {
+    /// The warning this problem is when it does not stop the file: located in `text`.
+    pub(super) fn into_warning(self, file: &str, text: &str) -> super::ClusterfileWarning {
+        let (line, column) = locate::locate(text, self.doc, &self.path);
+        super::ClusterfileWarning {
+            file: file.to_string(),
+            line,
+            column,
+            message: self.message,
+        }
+    }
+}
+
 impl From<yaml_serde::Error> for Failure {
     fn from(e: yaml_serde::Error) -> Failure {
         Failure::Yaml(e)
@@ -182,12 +195,25 @@ const BOOTSTRAP_KINDS: [&str; 5] = [
 
 const KINDS_EXPECTED: &str = "expected Cluster, Plugin or Config";
 
-/// Reads every document loosely and classifies it; the first problem stops.
-pub(super) fn classify(text: &str) -> Result<Vec<Kind>, Failure> {
+/// The `apiVersion`s sealer's own documents and tests use for each kind, the canonical one
+/// first. Any of them is accepted; one that is not the canonical one gets a warning.
+const CLUSTER_APIS: &[&str] = &["sealer.io/v2", "sealer.cloud/v2", "cluster.sealer.cool/v2"];
+const HOOK_APIS: &[&str] = &[
+    "sealer.io/v1",
+    "sealer.io/v2",
+    "sealer.io/v1alpha1",
+    "sealer.aliyun.com/v1alpha1",
+    "sealer.aliyun.com/v2alpha1",
+    "sealer.com/v1alpha1",
+];
+
+/// Reads every document loosely and classifies it; the first problem stops. Accepted
+/// forms that deserve a word (an old `apiVersion`) are added to `warnings`.
+pub(super) fn classify(text: &str, warnings: &mut Vec<Problem>) -> Result<Vec<Kind>, Failure> {
     let mut kinds = Vec::new();
     for (doc, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = Option::<Value>::deserialize(de)?;
-        let kind = classify_one(doc, value)?;
+        let kind = classify_one(doc, value, warnings)?;
         if kind == Kind::Cluster
             && let Some(first) = kinds.iter().position(|k| *k == Kind::Cluster)
         {
@@ -214,7 +240,11 @@ pub(super) fn classify(text: &str) -> Result<Vec<Kind>, Failure> {
     Ok(kinds)
 }
 
-fn classify_one(doc: usize, value: Option<Value>) -> Result<Kind, Failure> {
+fn classify_one(
+    doc: usize,
+    value: Option<Value>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Kind, Failure> {
     let map = match value {
         None | Some(Value::Null) => return Ok(Kind::Empty),
         Some(Value::Mapping(map)) => map,
@@ -254,10 +284,10 @@ fn classify_one(doc: usize, value: Option<Value>) -> Result<Kind, Failure> {
             ));
         }
     };
-    let (result, want_api) = match kind.as_str() {
-        "Cluster" => (Kind::Cluster, "sealer.io/v2"),
-        "Plugin" => (Kind::Plugin, "sealer.io/v1"),
-        "Config" => (Kind::Config, "sealer.io/v1"),
+    let (result, apis) = match kind.as_str() {
+        "Cluster" => (Kind::Cluster, CLUSTER_APIS),
+        "Plugin" => (Kind::Plugin, HOOK_APIS),
+        "Config" => (Kind::Config, HOOK_APIS),
         k if BOOTSTRAP_KINDS.contains(&k) => {
             return Err(Failure::at(
                 doc,
@@ -288,8 +318,19 @@ fn classify_one(doc: usize, value: Option<Value>) -> Result<Kind, Failure> {
             ));
         }
     };
+    let want_api = apis[0];
     match map.get("apiVersion") {
         Some(Value::String(api)) if api == want_api => Ok(result),
+        Some(Value::String(api)) if apis.contains(&api.as_str()) => {
+            warnings.push(Problem {
+                doc,
+                path: NodePath::value(&[Seg::Key("apiVersion")]),
+                message: format!(
+                    "apiVersion {api} is an older name for {kind}; read as {want_api} (write that to silence this)"
+                ),
+            });
+            Ok(result)
+        }
         Some(Value::String(api)) => {
             let hint = if result == Kind::Cluster && api.ends_with("/v1") {
                 " (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"
@@ -301,7 +342,7 @@ fn classify_one(doc: usize, value: Option<Value>) -> Result<Kind, Failure> {
                 &[Seg::Key("apiVersion")],
                 false,
                 &format!("{api:?} is not supported for kind {kind}"),
-                &format!("expected {want_api}{hint}"),
+                &format!("expected one of {}{hint}", apis.join(", ")),
             ))
         }
         Some(_) => Err(Failure::at(

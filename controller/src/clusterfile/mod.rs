@@ -100,8 +100,35 @@ pub struct Clusterfile {
     /// The file the Clusterfile was read from (relative paths in it are relative to its
     /// directory).
     pub source: PathBuf,
+    /// What was accepted but deserves a word (an older `apiVersion`, a field this version
+    /// does not act on), in file order.
+    pub warnings: Vec<ClusterfileWarning>,
     /// Index of master0 in `hosts`; parsing guarantees one exists.
     master0: usize,
+}
+
+/// Something in a Clusterfile that was accepted but is worth telling: read differently
+/// than written, or not acted on by this version. Shown before anything is contacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterfileWarning {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line of the node it is about.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What was accepted and what it means.
+    pub message: String,
+}
+
+impl std::fmt::Display for ClusterfileWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
 }
 
 /// `spec.registry.localRegistry`.

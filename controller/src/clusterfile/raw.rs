@@ -3,18 +3,34 @@
 //! a setting silently ignored. Meaning and cross-field checks live in `validate`.
 //!
 //! Fields sealer knows but this version does not implement are declared as
-//! `Option<IgnoredAny>` so that `validate` can refuse them by name with a reason, rather
-//! than serde's generic "unknown field".
+//! `Option<IgnoredAny>` so that `validate` can refuse them by name with a reason, or accept
+//! them with a warning saying they are not acted on, rather than serde's generic "unknown
+//! field".
 
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
-/// `metadata` of every kind.
+/// `metadata` of every kind. sealer writes `creationTimestamp: null` into every Clusterfile
+/// it saves, and Kubernetes-style `labels`/`annotations` are common; none of them means
+/// anything on a host, so they are read and set aside.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with name")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping with name (and optionally creationTimestamp, labels, annotations)"
+)]
 pub(super) struct Metadata {
     pub name: String,
+    #[serde(default)]
+    #[allow(dead_code)] // read so that it is accepted; nothing on a host depends on it
+    pub creation_timestamp: Option<IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)] // as above
+    pub labels: Option<IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)] // as above
+    pub annotations: Option<IgnoredAny>,
 }
 
 /// `kind: Cluster`.
@@ -179,6 +195,10 @@ pub(super) struct Plugin {
     pub kind: String,
     pub metadata: Metadata,
     pub spec: PluginSpec,
+    /// As on the Cluster: sealer may save a `status`; its content is ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub status: Option<IgnoredAny>,
 }
 
 /// `Plugin.spec`.
@@ -210,6 +230,10 @@ pub(super) struct Config {
     pub kind: String,
     pub metadata: Metadata,
     pub spec: ConfigSpec,
+    /// As on the Cluster: sealer may save a `status`; its content is ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub status: Option<IgnoredAny>,
 }
 
 /// `Config.spec`.

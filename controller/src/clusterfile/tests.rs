@@ -189,11 +189,8 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (with_hosts("  containerRuntime:\n    type: crio\n"), r#"Clusterfile:11:11: spec.containerRuntime.type: container runtime "crio" is not supported; expected docker or containerd"#),
         (with_hosts("  ssh:\n    user: ops\n    passwd: ${NOT_SET}\n"), "Clusterfile:12:13: spec.ssh.passwd: environment variable NOT_SET is not set; expected NOT_SET exported where installer runs (the Clusterfile reads the secret from ${NOT_SET})"),
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      ssh: {pkPasswd: \"${NOPE}\"}\n"), "Clusterfile:10:23: spec.hosts[0].ssh.pkPasswd: environment variable NOPE is not set; expected NOPE exported where installer runs (the Clusterfile reads the secret from ${NOPE})"),
-        (with_hosts("  cmd: [\"kubectl get nodes\"]\n"), "Clusterfile:10:3: spec.cmd: not supported (applications need a running cluster, and cluster bootstrap is not part of this version); remove it"),
-        (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      labels: {ssd: \"true\"}\n"), "Clusterfile:10:7: spec.hosts[0].labels: not supported (node labels and taints need cluster bootstrap, which is not part of this version); remove it"),
         (with_hosts("  ssh: {encrypted: true}\n"), "Clusterfile:10:9: spec.ssh.encrypted: not supported (sealer's encrypted passwords use a key published in its source); write the password as ${ENV_NAME} and export ENV_NAME instead"),
         (with_hosts("  registry:\n    externalRegistry: {domain: r.example.com}\n"), "Clusterfile:11:5: spec.registry.externalRegistry: not supported (this version runs the local registry only); remove it"),
-        (with_hosts("  registry:\n    localRegistry:\n      insecure: false\n"), "Clusterfile:12:17: spec.registry.localRegistry.insecure: insecure: false is not supported (the local registry serves plain HTTP without authentication in this version); set it to true or remove it"),
         (with_hosts("  registry:\n    localRegistry:\n      domain: \"sea hub\"\n"), r#"Clusterfile:12:15: spec.registry.localRegistry.domain: domain "sea hub" is not a host name; expected a name such as sea.hub (letters, digits, '-' and '.')"#),
         (with_hosts("  hostAliases:\n    - ip: harbor\n      hostnames: [h]\n"), r#"Clusterfile:11:11: spec.hostAliases[0].ip: "harbor" is not an IP address; expected an IPv4 or IPv6 address"#),
         (with_hosts("  hostAliases:\n    - ip: 10.0.0.9\n      hostnames: [\"a b\"]\n"), r#"Clusterfile:12:19: spec.hostAliases[0].hostnames[0]: "a b" is not a host name; expected letters, digits, '-' and '.' (it is written to /etc/hosts)"#),
@@ -201,7 +198,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (format!("{}---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {{}}\n", with_hosts("")), "Clusterfile:12:7: kind: ClusterConfiguration is a kubeadm configuration, and cluster bootstrap is not part of this version; remove this document (installer prepares the hosts; it does not run kubeadm)"),
         (format!("{}---\n{}", with_hosts(""), with_hosts("")), "Clusterfile:12:7: kind: a second Cluster document (the first is at line 2); expected exactly one Cluster per Clusterfile"),
         ("apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, action: pre-init-host, scope: master, data: x}\n".to_string(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
-        ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  masters: {ipList: [10.0.0.1]}\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected sealer.io/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
+        ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  masters: {ipList: [10.0.0.1]}\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected one of sealer.io/v2, sealer.cloud/v2, cluster.sealer.cool/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
         (format!("{}---\n- a\n- b\n", with_hosts("")), "Clusterfile:11:1: this document is a list; expected a mapping with apiVersion and kind"),
         (format!("{}---\napiVersion: sealer.io/v1\nmetadata: {{name: x}}\n", with_hosts("")), "Clusterfile:11:1: this document has no kind; expected Cluster, Plugin or Config"),
         (plugin_doc("  type: HOSTNAME\n  action: PreInit\n  scope: master\n  data: x\n"), r#"Clusterfile:16:9: spec.type: plugin type "HOSTNAME" is not supported; expected SHELL"#),
@@ -247,6 +244,76 @@ static DEEP_BLOCK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         "[0]".repeat(62)
     )
 });
+
+/// A Clusterfile the way sealer saves one, with older apiVersions and the fields sealer
+/// accepts but this version does not act on: it parses, and each such line gets one
+/// warning at its position, in file order.
+const AS_SEALER_SAVES: &str = "apiVersion: sealer.cloud/v2
+kind: Cluster
+metadata:
+  name: saved
+  creationTimestamp: null
+  labels: {team: infra}
+  annotations: {note: kept}
+spec:
+  image: rootfs
+  hosts:
+    - ips: [10.0.0.1]
+      roles: [master]
+      labels: {ssd: \"true\"}
+      taints: [\"dedicated=infra:NoSchedule\"]
+  cmd: [\"kubectl get nodes\"]
+  registry:
+    localRegistry:
+      insecure: false
+      cert: {}
+status: {}
+---
+apiVersion: sealer.aliyun.com/v1alpha1
+kind: Plugin
+metadata:
+  name: p
+  creationTimestamp: null
+spec: {type: SHELL, action: pre-init-host, scope: master, data: x}
+status: {}
+---
+apiVersion: sealer.io/v1
+kind: Config
+metadata: {name: c}
+spec: {path: etc/x.yaml, data: \"a: 1\"}
+";
+
+#[test]
+fn what_sealer_saves_is_accepted_with_a_warning_for_each_line_not_acted_on() {
+    let cf = parse_ok(AS_SEALER_SAVES);
+    assert_eq!(cf.name, "saved");
+    assert_eq!(cf.plugins.len(), 1);
+    assert_eq!(cf.configs.len(), 1);
+    let shown: Vec<String> = cf.warnings.iter().map(|w| w.to_string()).collect();
+    let file = "/srv/site/Clusterfile";
+    let labels = "accepted and not acted on: node labels and taints are set on a running cluster, and this version prepares hosts without bootstrapping one";
+    let tls = "accepted, but this version's local registry serves plain HTTP: TLS and its certificate are not set up yet";
+    assert_eq!(
+        shown,
+        [
+            format!(
+                "{file}:1:13: apiVersion sealer.cloud/v2 is an older name for Cluster; read as sealer.io/v2 (write that to silence this)"
+            ),
+            format!("{file}:13:7: spec.hosts[0].labels: {labels}"),
+            format!("{file}:14:7: spec.hosts[0].taints: {labels}"),
+            format!(
+                "{file}:15:3: spec.cmd: accepted and not acted on: applications need a running cluster, and this version prepares hosts without bootstrapping one"
+            ),
+            format!("{file}:18:17: spec.registry.localRegistry.insecure: {tls}"),
+            format!("{file}:19:7: spec.registry.localRegistry.cert: {tls}"),
+            format!(
+                "{file}:22:13: apiVersion sealer.aliyun.com/v1alpha1 is an older name for Plugin; read as sealer.io/v1 (write that to silence this)"
+            ),
+        ]
+    );
+    // The canonical forms say nothing.
+    assert!(parse_ok(FULL).warnings.is_empty());
+}
 
 #[test]
 fn bad_inputs_name_the_position_and_what_is_expected() {

@@ -18,6 +18,7 @@ pub(crate) fn describe(event: &RunEvent) -> String {
             hosts.len(),
             if *dry_run { " (dry run)" } else { "" }
         ),
+        RunEvent::Warning { message } => format!("warning: {message}"),
         RunEvent::PhaseStarted { phase, .. } => format!("{}: started", phase.as_str()),
         RunEvent::Plan {
             files_to_send,
@@ -62,5 +63,22 @@ pub(crate) fn describe(event: &RunEvent) -> String {
                 if *ok { "ok" } else { "failed" }
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_reads_as_one_line_that_says_so() {
+        let event = RunEvent::Warning {
+            message: "Clusterfile:15:3: spec.cmd: accepted and not acted on".into(),
+        };
+        assert_eq!(
+            describe(&event),
+            "warning: Clusterfile:15:3: spec.cmd: accepted and not acted on"
+        );
+        assert_eq!(event.host(), None, "a warning is about the run, not a host");
     }
 }

@@ -110,6 +110,12 @@ pub enum RunEvent {
         /// Whether nothing is to change.
         dry_run: bool,
     },
+    /// Something about the run's input that was accepted but is worth telling (a Clusterfile
+    /// line read differently than written, a field not acted on): `file:line:col: what`.
+    Warning {
+        /// The warning, with its position.
+        message: String,
+    },
     /// A host enters a phase.
     PhaseStarted {
         /// Host address.

@@ -149,6 +149,12 @@ impl Bars {
             }
             return;
         }
+        if let RunEvent::Warning { .. } = event {
+            // Above the bars, where it stays readable while they move.
+            let line = describe(event);
+            let _ = self.multi.println(term::for_terminal(&line));
+            return;
+        }
         let progress = self.ship.observe(ts_ms, event);
         let Some(host) = event.host() else { return };
         let Some(bar) = self.bars.get(host) else {

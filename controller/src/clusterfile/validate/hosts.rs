@@ -118,10 +118,9 @@ impl Ctx<'_> {
         let mut seen: HashMap<IpAddr, Vec<Seg>> = HashMap::new();
         for (h, host) in hosts.iter().enumerate() {
             let segs = [K("spec"), K("hosts"), I(h)];
-            let why =
-                "node labels and taints need cluster bootstrap, which is not part of this version";
-            self.refuse(&host.labels, &at(&segs, &[K("labels")]), why, "remove it")?;
-            self.refuse(&host.taints, &at(&segs, &[K("taints")]), why, "remove it")?;
+            let why = "accepted and not acted on: node labels and taints are set on a running cluster, and this version prepares hosts without bootstrapping one";
+            self.not_acted_on(&host.labels, &at(&segs, &[K("labels")]), why);
+            self.not_acted_on(&host.taints, &at(&segs, &[K("taints")]), why);
             if host.ips.is_empty() {
                 return Err(self.fail(
                     &at(&segs, &[K("ips")]),

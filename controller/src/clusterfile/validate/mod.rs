@@ -2,7 +2,7 @@
 //! that needs more than one field (a duplicate IP, a missing master, a plugin scope naming
 //! no host's role). Each failure names the node it is about.
 
-use super::docs::{self, Failure, Kind};
+use super::docs::{self, Failure, Kind, Problem};
 use super::kinds::{config, plugin};
 use super::locate::{NodePath, Seg};
 use super::raw;
@@ -11,6 +11,7 @@ use Seg::{Index as I, Key as K};
 use installer_proto::env::{self as penv, Env, EnvError};
 use installer_proto::plan;
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -22,7 +23,8 @@ type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Parses and checks everything; the first problem found is returned.
 pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, Failure> {
-    let kinds = docs::classify(text)?;
+    let mut warnings = Vec::new();
+    let kinds = docs::classify(text, &mut warnings)?;
     let mut cluster = None;
     let mut plugins = Vec::new();
     let mut configs = Vec::new();
@@ -49,6 +51,7 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
         doc,
         env,
         base_dir: super::base_dir(&source).to_path_buf(),
+        warnings: RefCell::new(warnings),
     };
     let mut cf = ctx.cluster(cluster, source)?;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -73,6 +76,14 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
     for (doc, c) in configs {
         cf.configs.push(config(doc, c)?);
     }
+    let mut warnings: Vec<_> = ctx
+        .warnings
+        .into_inner()
+        .into_iter()
+        .map(|w| w.into_warning(name, text))
+        .collect();
+    warnings.sort_by_key(|w| (w.line, w.column));
+    cf.warnings = warnings;
     Ok(cf)
 }
 
@@ -81,6 +92,8 @@ struct Ctx<'a> {
     doc: usize,
     env: Lookup<'a>,
     base_dir: PathBuf,
+    /// What was accepted with a word to say (the checks take `&self`).
+    warnings: RefCell<Vec<Problem>>,
 }
 
 /// `segs` with `more` appended.
@@ -93,6 +106,27 @@ const NAME_EXPECTED: &str = "expected 1-63 characters of a-z, 0-9, '-' and '.', 
 impl Ctx<'_> {
     fn fail(&self, segs: &[Seg], what: &str, expected: &str) -> Failure {
         Failure::at(self.doc, segs, false, what, expected)
+    }
+
+    /// A sealer field this version accepts but does not act on: a warning at its key.
+    fn not_acted_on<T>(&self, field: &Option<T>, segs: &[Seg], why: &str) {
+        if field.is_some() {
+            self.warn(segs, true, why);
+        }
+    }
+
+    /// A warning about the node at `segs` (its key when `at_key`).
+    fn warn(&self, segs: &[Seg], at_key: bool, message: &str) {
+        let path = if at_key {
+            NodePath::key(segs)
+        } else {
+            NodePath::value(segs)
+        };
+        self.warnings.borrow_mut().push(Problem {
+            doc: self.doc,
+            path,
+            message: format!("{}: {message}", super::locate::render(segs)),
+        });
     }
 
     /// A sealer field this version refuses, pointing at its key.
@@ -132,20 +166,10 @@ impl Ctx<'_> {
                 "expected a rootfs directory, or a .tar, .tar.gz or .tar.zst of one",
             ));
         }
-        let app_why = "applications need a running cluster, and cluster bootstrap is not part of this version";
-        self.refuse(&s.cmd, &at(spec, &[K("cmd")]), app_why, "remove it")?;
-        self.refuse(
-            &s.cmd_args,
-            &at(spec, &[K("cmd_args")]),
-            app_why,
-            "remove it",
-        )?;
-        self.refuse(
-            &s.app_names,
-            &at(spec, &[K("appNames")]),
-            app_why,
-            "remove it",
-        )?;
+        let app_why = "accepted and not acted on: applications need a running cluster, and this version prepares hosts without bootstrapping one";
+        self.not_acted_on(&s.cmd, &at(spec, &[K("cmd")]), app_why);
+        self.not_acted_on(&s.cmd_args, &at(spec, &[K("cmd_args")]), app_why);
+        self.not_acted_on(&s.app_names, &at(spec, &[K("appNames")]), app_why);
         let env = self.env_list(&s.env, &at(spec, &[K("env")]))?;
         let default_ssh = raw::Ssh::default();
         let cluster_ssh = s.ssh.as_ref().unwrap_or(&default_ssh);
@@ -207,6 +231,7 @@ impl Ctx<'_> {
             plugins: Vec::new(),
             configs: Vec::new(),
             source,
+            warnings: Vec::new(),
             master0,
         })
     }

@@ -47,13 +47,11 @@ impl Ctx<'_> {
             plain,
             "remove it",
         )?;
-        self.refuse(&local.cert, &at(&segs, &[K("cert")]), plain, "remove it")?;
+        // sealer writes `cert: {}` and `insecure: false` into every Clusterfile it saves.
+        let tls = "accepted, but this version's local registry serves plain HTTP: TLS and its certificate are not set up yet";
+        self.not_acted_on(&local.cert, &at(&segs, &[K("cert")]), tls);
         if local.insecure == Some(false) {
-            return Err(self.fail(
-                &at(&segs, &[K("insecure")]),
-                &format!("insecure: false is not supported ({plain})"),
-                "set it to true or remove it",
-            ));
+            self.warn(&at(&segs, &[K("insecure")]), false, tls);
         }
         if let Some(domain) = &local.domain {
             if !is_host_name(domain) {
