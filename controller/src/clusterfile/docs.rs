@@ -318,6 +318,11 @@ fn classify_one(
             ));
         }
     };
+    if result == Kind::Cluster
+        && let Some(refusal) = v1_form(doc, &map)
+    {
+        return Err(refusal);
+    }
     let want_api = apis[0];
     match map.get("apiVersion") {
         Some(Value::String(api)) if api == want_api => Ok(result),
@@ -360,4 +365,56 @@ fn classify_one(
             &format!("expected apiVersion: {want_api}"),
         )),
     }
+}
+
+/// sealer's v1 Cluster (`spec.masters.ipList`, `spec.nodes.ipList`, whatever its
+/// `apiVersion`): refused with the v2 `hosts:` block to paste, built from the file's own IPs,
+/// so one edit gets a working file.
+fn v1_form(doc: usize, map: &yaml_serde::Mapping) -> Option<Failure> {
+    let spec = map.get("spec")?.as_mapping()?;
+    let ips_of = |key: &str| -> Vec<String> {
+        let list = spec
+            .get(key)
+            .and_then(Value::as_mapping)
+            .and_then(|m| m.get("ipList"))
+            .and_then(Value::as_sequence);
+        list.map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (masters, nodes) = (ips_of("masters"), ips_of("nodes"));
+    let at = if spec.contains_key("masters") {
+        "masters"
+    } else if spec.contains_key("nodes") {
+        "nodes"
+    } else {
+        return None;
+    };
+    let mut block = String::from("  hosts:\n");
+    for (ips, role) in [(&masters, "master"), (&nodes, "node")] {
+        if !ips.is_empty() {
+            block += &format!("    - ips: [{}]\n      roles: [{role}]\n", ips.join(", "));
+        }
+    }
+    let dropped: Vec<&str> = ["provider", "network", "certSANS"]
+        .into_iter()
+        .filter(|k| spec.contains_key(*k))
+        .collect();
+    let also = if dropped.is_empty() {
+        String::new()
+    } else {
+        format!(", remove {}", dropped.join(", "))
+    };
+    Some(Failure::at(
+        doc,
+        &[Seg::Key("spec"), Seg::Key(at)],
+        true,
+        "this is sealer's v1 Cluster form (masters/nodes), which installer does not read",
+        &format!(
+            "expected the v2 form: set apiVersion: sealer.io/v2{also}, and replace masters and nodes under spec with\n{block}"
+        ),
+    ))
 }

@@ -198,7 +198,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (format!("{}---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {{}}\n", with_hosts("")), "Clusterfile:12:7: kind: ClusterConfiguration is a kubeadm configuration, and cluster bootstrap is not part of this version; remove this document (installer prepares the hosts; it does not run kubeadm)"),
         (format!("{}---\n{}", with_hosts(""), with_hosts("")), "Clusterfile:12:7: kind: a second Cluster document (the first is at line 2); expected exactly one Cluster per Clusterfile"),
         ("apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, action: pre-init-host, scope: master, data: x}\n".to_string(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
-        ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  masters: {ipList: [10.0.0.1]}\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected one of sealer.io/v2, sealer.cloud/v2, cluster.sealer.cool/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
+        ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: r\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected one of sealer.io/v2, sealer.cloud/v2, cluster.sealer.cool/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
         (format!("{}---\n- a\n- b\n", with_hosts("")), "Clusterfile:11:1: this document is a list; expected a mapping with apiVersion and kind"),
         (format!("{}---\napiVersion: sealer.io/v1\nmetadata: {{name: x}}\n", with_hosts("")), "Clusterfile:11:1: this document has no kind; expected Cluster, Plugin or Config"),
         (plugin_doc("  type: HOSTNAME\n  action: PreInit\n  scope: master\n  data: x\n"), r#"Clusterfile:16:9: spec.type: plugin type "HOSTNAME" is not supported; expected SHELL"#),
@@ -313,6 +313,51 @@ fn what_sealer_saves_is_accepted_with_a_warning_for_each_line_not_acted_on() {
     );
     // The canonical forms say nothing.
     assert!(parse_ok(FULL).warnings.is_empty());
+}
+
+/// sealer's v1 form, as its v0.8 docs shape one.
+const V1_FORM: &str = "apiVersion: sealer.aliyun.com/v1alpha1
+kind: Cluster
+metadata:
+  name: my-cluster
+spec:
+  image: registry.example.com/kubernetes:v1.19.8
+  provider: BAREMETAL
+  ssh:
+    passwd: ${SSH_PASS}
+  network:
+    podCIDR: 100.64.0.0/10
+  certSANS: [aliyun-inc.com, 10.0.0.2]
+  masters:
+    ipList: [192.168.0.2, 192.168.0.3, 192.168.0.4]
+  nodes:
+    ipList: [192.168.0.5, 192.168.0.6]
+";
+
+#[test]
+fn the_v1_form_is_refused_with_the_hosts_block_to_paste() {
+    let got = parse_err(V1_FORM);
+    assert_eq!(
+        got,
+        "Clusterfile:13:3: spec.masters: this is sealer's v1 Cluster form (masters/nodes), which installer does not read; \
+         expected the v2 form: set apiVersion: sealer.io/v2, remove provider, network, certSANS, and replace masters and nodes under spec with\n  \
+         hosts:\n    - ips: [192.168.0.2, 192.168.0.3, 192.168.0.4]\n      roles: [master]\n    \
+         - ips: [192.168.0.5, 192.168.0.6]\n      roles: [node]\n"
+    );
+    // Pasted as told, the file parses: the block is the whole fix.
+    let mut fixed = V1_FORM.replace("sealer.aliyun.com/v1alpha1", "sealer.io/v2");
+    fixed.replace_range(
+        fixed.find("  provider:").unwrap()..fixed.find("  ssh:").unwrap(),
+        "",
+    );
+    // network and certSANS come last in this file: cut from network on.
+    let network = fixed.find("  network:").unwrap();
+    fixed.truncate(network);
+    let block = got.split_once("under spec with\n").unwrap().1;
+    fixed.push_str(block);
+    let cf = parse_ok(&fixed);
+    assert_eq!(cf.hosts.len(), 5);
+    assert_eq!(cf.master0().ip, "192.168.0.2");
 }
 
 #[test]
