@@ -459,11 +459,24 @@ fn a_clean_killed_half_way_is_finished_by_the_next_clean() {
     let events = events.join().unwrap();
     let stderr = errors.join().unwrap();
     let Some(killed) = killed else {
+        let daemon = sh(
+            &cluster,
+            1,
+            "systemctl is-active fixture-daemon.service || true; ls -la /run/fixture-daemon 2>&1 || true; \
+             journalctl -u fixture-daemon.service --no-pager -n 20 2>&1 || true",
+        );
+        let node2_events: Vec<_> = events
+            .iter()
+            .filter(|e| e["host"] == ips[1].as_str())
+            .map(|e| e.to_string())
+            .collect();
         panic!(
             "clean ended ({status}) without stopping fixture-daemon.service on node2, so it \
              could not be killed half-way: clean does not stop the units the rootfs started.\n\
-             What that clean left:\n{}\nstderr:\n{stderr}",
-            residue_report(&cluster, &before)
+             What that clean left:\n{}\nstderr:\n{stderr}\nnode2's daemon after it:\n{daemon}\n\
+             node2's events:\n{}",
+            residue_report(&cluster, &before),
+            node2_events.join("\n")
         );
     };
     eprintln!(
