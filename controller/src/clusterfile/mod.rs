@@ -97,6 +97,9 @@ pub struct Clusterfile {
     pub plugins: Vec<PluginSpec>,
     /// `kind: Config` documents, in file order.
     pub configs: Vec<ConfigSpec>,
+    /// kubeadm's documents (`InitConfiguration`, `ClusterConfiguration`, …), each as YAML
+    /// text, in file order: merged into each host's rendered `etc/kubeadm.yml`.
+    pub kubeadm: Vec<String>,
     /// The file the Clusterfile was read from (relative paths in it are relative to its
     /// directory).
     pub source: PathBuf,

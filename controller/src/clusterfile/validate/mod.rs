@@ -230,6 +230,7 @@ impl Ctx<'_> {
             hosts,
             plugins: Vec::new(),
             configs: Vec::new(),
+            kubeadm: Vec::new(),
             source,
             warnings: Vec::new(),
             master0,
