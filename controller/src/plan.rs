@@ -89,7 +89,7 @@ pub(crate) fn plugins_for(cf: &Clusterfile, host: &HostSpec) -> Vec<plan::Plugin
     let mut plugins: Vec<plan::Plugin> = cf
         .plugins
         .iter()
-        .filter(|p| p.applies_to(&host.roles))
+        .filter(|p| p.applies_to(host))
         .map(|p| plan::Plugin {
             name: p.name.clone(),
             phases: p.phases.clone(),

@@ -167,8 +167,31 @@ enum Outcome {
     Panicked,
 }
 
-/// Checks a refusal: a position inside the text, and the `what; expected` wording.
+/// Checks a refusal: a position inside the text, and the `what; expected` wording, for
+/// each problem when there are several, in file order.
 fn check_refusal(label: &str, text: &str, err: &ClusterfileError) {
+    if let ClusterfileError::Several { errors, more } = err {
+        assert!(
+            errors.len() >= 2 && errors.len() <= clusterfile::MAX_ERRORS,
+            "{label}"
+        );
+        assert!(
+            *more == 0 || errors.len() == clusterfile::MAX_ERRORS,
+            "{label}"
+        );
+        let mut last = (0, 0);
+        for e in errors {
+            check_refusal(label, text, e);
+            if let ClusterfileError::Invalid { line, column, .. } = e {
+                assert!(
+                    (*line, *column) >= last,
+                    "{label}: not in file order: {err}"
+                );
+                last = (*line, *column);
+            }
+        }
+        return;
+    }
     let rendered = err.to_string();
     let ClusterfileError::Invalid {
         file,

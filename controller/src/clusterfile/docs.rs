@@ -105,7 +105,12 @@ fn yaml_message(e: &yaml_serde::Error) -> (usize, usize, String) {
     if let Some(i) = msg.find(&suffix) {
         msg.replace_range(i..i + suffix.len(), "");
     }
-    // serde words type and field errors as "…, expected …"; make that the expected part.
+    (line, column, reword(msg))
+}
+
+/// serde's wording turned into `what; expected`: serde words type and field errors as
+/// "…, expected …", which becomes the expected part.
+pub(super) fn reword(mut msg: String) -> String {
     if let Some(i) = msg.find(", expected ") {
         msg.replace_range(i..i + 2, "; ");
     } else if msg.contains("missing field") {
@@ -115,7 +120,7 @@ fn yaml_message(e: &yaml_serde::Error) -> (usize, usize, String) {
     } else if !msg.contains(';') {
         msg.push_str("; fix the YAML syntax here (indentation, quoting, `key: value`)");
     }
-    (line, column, msg)
+    msg
 }
 
 /// The key a duplicate-key message names (`duplicate entry with key "k"` for free-form
@@ -182,6 +187,8 @@ pub(super) enum Kind {
     Plugin,
     /// `kind: Config`.
     Config,
+    /// One of kubeadm's kinds (`ClusterConfiguration`, …).
+    Kubeadm,
 }
 
 /// kubeadm's and kubelet's kinds, which sealer passes to `kubeadm init`.
@@ -192,6 +199,70 @@ const BOOTSTRAP_KINDS: [&str; 5] = [
     "KubeletConfiguration",
     "KubeProxyConfiguration",
 ];
+
+/// The API group each kubeadm kind belongs to; any version of it is accepted, as sealer
+/// passes the documents on without reading the version.
+fn kubeadm_group(kind: &str) -> &'static str {
+    match kind {
+        "KubeletConfiguration" => "kubelet.config.k8s.io",
+        "KubeProxyConfiguration" => "kubeproxy.config.k8s.io",
+        _ => "kubeadm.k8s.io",
+    }
+}
+
+/// A kubeadm document: its `apiVersion` must be of the kind's group; accepted with a
+/// warning saying where it goes.
+fn kubeadm_kind(
+    doc: usize,
+    kind: &str,
+    map: &yaml_serde::Mapping,
+    warnings: &mut Vec<Problem>,
+) -> Result<Kind, Failure> {
+    let group = kubeadm_group(kind);
+    let expected = format!("expected apiVersion: {group}/<version>, such as {group}/v1beta3");
+    match map.get("apiVersion") {
+        Some(Value::String(api))
+            if api
+                .strip_prefix(group)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|v| !v.is_empty() && !v.contains('/')) => {}
+        Some(Value::String(api)) => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("apiVersion")],
+                false,
+                &format!("{api:?} is not an apiVersion of {kind}"),
+                &expected,
+            ));
+        }
+        Some(_) => {
+            return Err(Failure::at(
+                doc,
+                &[Seg::Key("apiVersion")],
+                false,
+                "not a string",
+                &expected,
+            ));
+        }
+        None => {
+            return Err(Failure::at(
+                doc,
+                &[],
+                false,
+                &format!("kind {kind} has no apiVersion"),
+                &expected,
+            ));
+        }
+    }
+    warnings.push(Problem {
+        doc,
+        path: NodePath::value(&[Seg::Key("kind")]),
+        message: format!(
+            "kind: {kind}: merged into each host's etc/kubeadm.yml (this document's fields over the rootfs's), where a bootstrap that follows finds it; installer itself does not run kubeadm"
+        ),
+    });
+    Ok(Kind::Kubeadm)
+}
 
 const KINDS_EXPECTED: &str = "expected Cluster, Plugin or Config";
 
@@ -207,29 +278,49 @@ const HOOK_APIS: &[&str] = &[
     "sealer.com/v1alpha1",
 ];
 
-/// Reads every document loosely and classifies it; the first problem stops. Accepted
-/// forms that deserve a word (an old `apiVersion`) are added to `warnings`.
-pub(super) fn classify(text: &str, warnings: &mut Vec<Problem>) -> Result<Vec<Kind>, Failure> {
+/// Reads every document loosely and classifies it. A document that cannot be classified
+/// adds its problem to `errors` and counts as empty, so the others are still read; a syntax
+/// error ends the reading (the YAML reader cannot go past it). Accepted forms that deserve a
+/// word (an old `apiVersion`) are added to `warnings`.
+pub(super) fn classify(
+    text: &str,
+    warnings: &mut Vec<Problem>,
+    errors: &mut Vec<Failure>,
+) -> Vec<Kind> {
     let mut kinds = Vec::new();
     for (doc, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let value = Option::<Value>::deserialize(de)?;
-        let kind = classify_one(doc, value, warnings)?;
+        let value = match Option::<Value>::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(e.into());
+                return kinds;
+            }
+        };
+        let kind = match classify_one(doc, value, warnings) {
+            Ok(kind) => kind,
+            Err(failure) => {
+                errors.push(failure);
+                Kind::Empty
+            }
+        };
         if kind == Kind::Cluster
             && let Some(first) = kinds.iter().position(|k| *k == Kind::Cluster)
         {
             let (line, _) = locate::locate(text, first, &NodePath::value(&[Seg::Key("kind")]));
-            return Err(Failure::at(
+            errors.push(Failure::at(
                 doc,
                 &[Seg::Key("kind")],
                 false,
                 &format!("a second Cluster document (the first is at line {line})"),
                 "expected exactly one Cluster per Clusterfile",
             ));
+            kinds.push(Kind::Empty);
+            continue;
         }
         kinds.push(kind);
     }
-    if !kinds.contains(&Kind::Cluster) {
-        return Err(Failure::at(
+    if !kinds.contains(&Kind::Cluster) && errors.is_empty() {
+        errors.push(Failure::at(
             0,
             &[],
             false,
@@ -237,7 +328,7 @@ pub(super) fn classify(text: &str, warnings: &mut Vec<Problem>) -> Result<Vec<Ki
             "expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts",
         ));
     }
-    Ok(kinds)
+    kinds
 }
 
 fn classify_one(
@@ -288,17 +379,7 @@ fn classify_one(
         "Cluster" => (Kind::Cluster, CLUSTER_APIS),
         "Plugin" => (Kind::Plugin, HOOK_APIS),
         "Config" => (Kind::Config, HOOK_APIS),
-        k if BOOTSTRAP_KINDS.contains(&k) => {
-            return Err(Failure::at(
-                doc,
-                &[Seg::Key("kind")],
-                false,
-                &format!(
-                    "{k} is a kubeadm configuration, and cluster bootstrap is not part of this version"
-                ),
-                "remove this document (installer prepares the hosts; it does not run kubeadm)",
-            ));
-        }
+        k if BOOTSTRAP_KINDS.contains(&k) => return kubeadm_kind(doc, k, &map, warnings),
         "Application" => {
             return Err(Failure::at(
                 doc,

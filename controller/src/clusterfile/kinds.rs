@@ -1,6 +1,8 @@
 //! The checks of `kind: Plugin` and `kind: Config` documents.
 
-use super::docs::Failure;
+mod scope;
+
+use super::docs::{Failure, Problem};
 use super::locate::Seg;
 use super::raw;
 use super::{ConfigSpec, ConfigStrategy, HostSpec, PluginSpec};
@@ -12,7 +14,8 @@ const PHASES_EXPECTED: &str =
     "expected pre-init-host, post-init-host, pre-clean-host or post-clean-host, joined by |";
 
 /// A phase as sealer spells it: v0.9+ (`pre-init-host`), CamelCase (`PreInitHost`) and the
-/// v0.8 names (`PreInit`, `PostInstall`, `PreClean`, `PostClean`), which ran on hosts too.
+/// v0.8 names. A v0.8 name maps to the v0.9 host phase that runs at the same point; one
+/// without such a phase is refused with the phase to use instead.
 fn phase(name: &str) -> Result<HookPhase, String> {
     let found = HookPhase::parse(name).or(match name {
         "PreInitHost" | "PreInit" => Some(HookPhase::PreInitHost),
@@ -23,6 +26,24 @@ fn phase(name: &str) -> Result<HookPhase, String> {
     });
     if let Some(p) = found {
         return Ok(p);
+    }
+    // v0.8 names whose moment has no exact host phase in v0.9.
+    let v08 = match name {
+        "Originally" => Some("it ran before anything else; use pre-init-host"),
+        "PostInit" => Some(
+            "it ran after kubeadm init on master0, which this version does not run; use post-init-host",
+        ),
+        "PreInstall" => Some(
+            "it ran before the nodes joined, which this version does not do; use post-init-host",
+        ),
+        "PreGuest" => Some(
+            "it ran before the image's applications, which need a running cluster; use post-init-host",
+        ),
+        "ClusterCheck" => Some("it checked a running cluster; this version has none to check"),
+        _ => None,
+    };
+    if let Some(why) = v08 {
+        return Err(format!("phase {name:?} is sealer v0.8's, and {why}"));
     }
     let cluster_phases = [
         "pre-install",
@@ -42,11 +63,16 @@ fn phase(name: &str) -> Result<HookPhase, String> {
     })
 }
 
+/// Checks a Plugin. `hosts` is `None` when the Cluster could not be read (then the scope's
+/// roles are not checked). Problems go to `errors`; the plugin is returned when it has none.
 pub(super) fn plugin(
     doc: usize,
     p: raw::Plugin,
-    hosts: &[HostSpec],
-) -> Result<PluginSpec, Failure> {
+    hosts: Option<&[HostSpec]>,
+    warnings: &mut Vec<Problem>,
+    errors: &mut Vec<Failure>,
+) -> Option<PluginSpec> {
+    let before = errors.len();
     let fail =
         |segs: &[Seg], what: &str, expected: &str| Failure::at(doc, segs, false, what, expected);
     let name = p.metadata.name;
@@ -56,7 +82,7 @@ pub(super) fn plugin(
         data: String::new(),
     };
     if check.check().is_err() {
-        return Err(fail(
+        errors.push(fail(
             &[K("metadata"), K("name")],
             &format!("plugin name {name:?} is invalid"),
             "expected letters, digits, '-', '_' and '.' (it names the step)",
@@ -64,7 +90,7 @@ pub(super) fn plugin(
     }
     let s = p.spec;
     if s.kind != "SHELL" {
-        return Err(fail(
+        errors.push(fail(
             &[K("spec"), K("type")],
             &format!("plugin type {:?} is not supported", s.kind),
             "expected SHELL",
@@ -72,65 +98,50 @@ pub(super) fn plugin(
     }
     let mut phases = Vec::new();
     for part in s.action.split('|').map(str::trim) {
-        let ph =
-            phase(part).map_err(|what| fail(&[K("spec"), K("action")], &what, PHASES_EXPECTED))?;
-        if !phases.contains(&ph) {
-            phases.push(ph);
+        match phase(part) {
+            Ok(ph) if !phases.contains(&ph) => phases.push(ph),
+            Ok(_) => {}
+            Err(what) => errors.push(fail(&[K("spec"), K("action")], &what, PHASES_EXPECTED)),
         }
     }
-    let mut known: Vec<&str> = Vec::new();
-    for h in hosts {
-        for r in &h.roles {
-            if !known.contains(&r.as_str()) {
-                known.push(r);
-            }
+    let scope = match scope::of(doc, s.scope, s.on, hosts, warnings) {
+        Ok(scope) => Some(scope),
+        Err(failure) => {
+            errors.push(failure);
+            None
         }
-    }
-    let scope_expected = format!("expected roles joined by |, among: {}", known.join(", "));
-    let Some(scope_text) = s.scope.filter(|t| !t.trim().is_empty()) else {
-        return Err(Failure::at(
-            doc,
-            &[K("spec"), K("scope")],
-            true,
-            "no scope (sealer runs such a plugin on no host)",
-            &scope_expected,
-        ));
     };
-    let mut scope = Vec::new();
-    for role in scope_text.split('|').map(str::trim) {
-        if !known.contains(&role) {
-            return Err(fail(
-                &[K("spec"), K("scope")],
-                &format!("scope role {role:?} is not a role of any host"),
-                &scope_expected,
-            ));
-        }
-        if !scope.iter().any(|r: &String| r == role) {
-            scope.push(role.to_string());
-        }
-    }
     if s.data.trim().is_empty() {
-        return Err(fail(
+        errors.push(fail(
             &[K("spec"), K("data")],
             "data is empty",
             "expected the shell text to run",
         ));
     }
-    Ok(PluginSpec {
+    let scope = scope.filter(|_| errors.len() == before)?;
+    Some(PluginSpec {
         name,
         phases,
-        scope,
+        scope: scope.roles,
+        ips: scope.ips,
         data: s.data,
     })
 }
 
-pub(super) fn config(doc: usize, c: raw::Config) -> Result<ConfigSpec, Failure> {
+/// Checks a Config; problems go to `errors`, the config is returned when it has none.
+pub(super) fn config(doc: usize, c: raw::Config, errors: &mut Vec<Failure>) -> Option<ConfigSpec> {
+    let before = errors.len();
+    let spec = config_spec(doc, c, errors);
+    spec.filter(|_| errors.len() == before)
+}
+
+fn config_spec(doc: usize, c: raw::Config, errors: &mut Vec<Failure>) -> Option<ConfigSpec> {
     let fail =
         |segs: &[Seg], what: &str, expected: &str| Failure::at(doc, segs, false, what, expected);
     let s = c.spec;
     for (field, key) in [(&s.process, "process"), (&s.app_name, "appName")] {
         if field.is_some() {
-            return Err(Failure::at(
+            errors.push(Failure::at(
                 doc,
                 &[K("spec"), K(key)],
                 true,
@@ -140,7 +151,7 @@ pub(super) fn config(doc: usize, c: raw::Config) -> Result<ConfigSpec, Failure> 
         }
     }
     if installer_proto::manifest::check_rel_path(&s.path).is_err() {
-        return Err(fail(
+        errors.push(fail(
             &[K("spec"), K("path")],
             &format!(
                 "path {:?} is not a clean relative path inside the rootfs",
@@ -153,25 +164,27 @@ pub(super) fn config(doc: usize, c: raw::Config) -> Result<ConfigSpec, Failure> 
         None | Some("overwrite") => ConfigStrategy::Overwrite,
         Some("merge") => ConfigStrategy::Merge,
         Some(other) => {
-            return Err(fail(
+            errors.push(fail(
                 &[K("spec"), K("strategy")],
                 &format!("strategy {other:?} is not supported"),
                 "expected overwrite or merge",
             ));
+            return None;
         }
     };
     if strategy == ConfigStrategy::Merge {
         for de in yaml_serde::Deserializer::from_str(&s.data) {
             if let Err(e) = yaml_serde::Value::deserialize(de) {
-                return Err(fail(
+                errors.push(fail(
                     &[K("spec"), K("data")],
                     &format!("data is not valid YAML ({e})"),
                     "expected YAML to merge into the file (strategy: merge)",
                 ));
+                break;
             }
         }
     }
-    Ok(ConfigSpec {
+    Some(ConfigSpec {
         name: c.metadata.name,
         path: s.path,
         data: s.data,

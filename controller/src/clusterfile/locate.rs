@@ -14,8 +14,10 @@ use std::fmt;
 /// One step of a path into a YAML document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Seg {
-    /// A mapping key.
+    /// A mapping key the code names.
     Key(&'static str),
+    /// A mapping key found in the file (an unknown field, a path from the reader).
+    Named(String),
     /// A sequence index.
     Index(usize),
 }
@@ -52,6 +54,12 @@ pub(super) fn render(segs: &[Seg]) -> String {
     for seg in segs {
         match seg {
             Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Named(k) => {
                 if !out.is_empty() {
                     out.push('.');
                 }
@@ -180,6 +188,7 @@ impl<'de> Visitor<'de> for Seek<'_> {
         };
         let want = match first {
             Seg::Key(k) => Some(*k),
+            Seg::Named(k) => Some(k.as_str()),
             Seg::Index(_) => None,
         };
         let raise_on_key = rest.is_empty() && self.at_key;
@@ -202,12 +211,12 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
 /// Reads a mapping key; `Ok(true)` when it is the wanted one, an error when it is and the
 /// key itself is the target.
-struct KeySeek {
-    want: Option<&'static str>,
+struct KeySeek<'a> {
+    want: Option<&'a str>,
     raise: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeek {
+impl<'de> DeserializeSeed<'de> for KeySeek<'_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
@@ -215,7 +224,7 @@ impl<'de> DeserializeSeed<'de> for KeySeek {
     }
 }
 
-impl<'de> Visitor<'de> for KeySeek {
+impl<'de> Visitor<'de> for KeySeek<'_> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {

@@ -17,6 +17,7 @@ mod locate;
 mod raw;
 mod read;
 mod secret;
+mod strict;
 mod validate;
 
 #[cfg(test)]
@@ -72,6 +73,29 @@ pub enum ClusterfileError {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// Several problems, each an [`ClusterfileError::Invalid`], in file order.
+    #[error("{}", several(errors, *more))]
+    Several {
+        /// The first [`MAX_ERRORS`] problems.
+        errors: Vec<ClusterfileError>,
+        /// How many more were found.
+        more: usize,
+    },
+}
+
+/// The lines of several errors, and how to go on.
+fn several(errors: &[ClusterfileError], more: usize) -> String {
+    let mut out: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    if more > 0 {
+        out.push(format!(
+            "… and {more} more (the first {MAX_ERRORS} are shown)"
+        ));
+    }
+    out.push(format!(
+        "{} problems in all; fix them and run again",
+        errors.len() + more
+    ));
+    out.join("\n")
 }
 
 /// A validated Clusterfile.
@@ -196,14 +220,16 @@ pub struct PluginSpec {
     pub phases: Vec<HookPhase>,
     /// The roles whose hosts run it.
     pub scope: Vec<String>,
+    /// The hosts that run it by IP (sealer v0.8's `on:` may list them).
+    pub ips: Vec<String>,
     /// Shell text, run with cwd at the rootfs.
     pub data: String,
 }
 
 impl PluginSpec {
-    /// Whether a host with `roles` is in the plugin's scope.
-    pub fn applies_to(&self, roles: &[String]) -> bool {
-        self.scope.iter().any(|s| roles.contains(s))
+    /// Whether `host` is in the plugin's scope: by one of its roles or by its IP.
+    pub fn applies_to(&self, host: &HostSpec) -> bool {
+        self.scope.iter().any(|s| host.roles.contains(s)) || self.ips.contains(&host.ip)
     }
 }
 
@@ -312,5 +338,29 @@ pub fn parse_with_env(
         });
     }
     bounds::walk(text).map_err(|failure| failure.into_error(name, text))?;
-    validate::build(name, text, env).map_err(|failure| failure.into_error(name, text))
+    validate::build(name, text, env).map_err(|failures| all_errors(name, text, failures))
+}
+
+/// How many problems one run reports; past this, the rest are counted.
+pub const MAX_ERRORS: usize = 50;
+
+/// Every problem as a positioned error, in file order, each once.
+fn all_errors(name: &str, text: &str, failures: Vec<docs::Failure>) -> ClusterfileError {
+    let mut errors: Vec<ClusterfileError> = failures
+        .into_iter()
+        .map(|f| f.into_error(name, text))
+        .collect();
+    errors.sort_by_key(|e| match e {
+        ClusterfileError::Invalid { line, column, .. } => (*line, *column),
+        _ => (0, 0),
+    });
+    // The same problem reached from several places (a cluster-wide secret merged into each
+    // host) is said once.
+    errors.dedup_by(|a, b| a.to_string() == b.to_string());
+    if errors.len() == 1 {
+        return errors.remove(0);
+    }
+    let more = errors.len().saturating_sub(MAX_ERRORS);
+    errors.truncate(MAX_ERRORS);
+    ClusterfileError::Several { errors, more }
 }

@@ -213,6 +213,9 @@ pub(super) struct PluginSpec {
     pub action: String,
     #[serde(default)]
     pub scope: Option<String>,
+    /// sealer v0.8's name for `scope`.
+    #[serde(default)]
+    pub on: Option<String>,
     pub data: String,
 }
 

@@ -109,11 +109,9 @@ impl Ctx<'_> {
         Ok(Some(path))
     }
 
-    pub(super) fn hosts(
-        &self,
-        hosts: &[raw::Host],
-        cluster_ssh: &raw::Ssh,
-    ) -> Result<Vec<HostSpec>, Failure> {
+    /// The hosts, one per IP. A host with a problem is recorded and left out, so the
+    /// checks across hosts (duplicate IPs, master0) see only what was written right.
+    pub(super) fn hosts(&self, hosts: &[raw::Host], cluster_ssh: &raw::Ssh) -> Vec<HostSpec> {
         let mut out = Vec::new();
         let mut seen: HashMap<IpAddr, Vec<Seg>> = HashMap::new();
         for (h, host) in hosts.iter().enumerate() {
@@ -121,30 +119,34 @@ impl Ctx<'_> {
             let why = "accepted and not acted on: node labels and taints are set on a running cluster, and this version prepares hosts without bootstrapping one";
             self.not_acted_on(&host.labels, &at(&segs, &[K("labels")]), why);
             self.not_acted_on(&host.taints, &at(&segs, &[K("taints")]), why);
+            let before = self.errors.borrow().len();
             if host.ips.is_empty() {
-                return Err(self.fail(
+                self.error(self.fail(
                     &at(&segs, &[K("ips")]),
                     "no IPs",
                     "expected at least one IP address",
                 ));
             }
-            let roles = self.roles(&host.roles, &at(&segs, &[K("roles")]))?;
+            let roles = self.keep(self.roles(&host.roles, &at(&segs, &[K("roles")])));
             if let Some(ssh) = &host.ssh {
-                self.ssh_checks(ssh, &at(&segs, &[K("ssh")]))?;
+                self.keep(self.ssh_checks(ssh, &at(&segs, &[K("ssh")])));
             }
-            let ssh = self.merged_ssh(cluster_ssh, host.ssh.as_ref(), &at(&segs, &[K("ssh")]))?;
-            let env = self.env_list(&host.env, &at(&segs, &[K("env")]))?;
+            let ssh =
+                self.keep(self.merged_ssh(cluster_ssh, host.ssh.as_ref(), &at(&segs, &[K("ssh")])));
+            let env = self.env_list(&host.env, &at(&segs, &[K("env")]));
+            let mut addrs = Vec::new();
             for (i, ip) in host.ips.iter().enumerate() {
                 let here = at(&segs, &[K("ips"), I(i)]);
-                let addr: IpAddr = ip.trim().parse().map_err(|_| {
-                    self.fail(
+                let Ok(addr) = ip.trim().parse::<IpAddr>() else {
+                    self.error(self.fail(
                         &here,
                         &format!("{ip:?} is not an IP address"),
                         "expected an IPv4 or IPv6 address such as 192.168.0.2",
-                    )
-                })?;
+                    ));
+                    continue;
+                };
                 if let Some(first) = seen.get(&addr) {
-                    return Err(self.fail(
+                    self.error(self.fail(
                         &here,
                         &format!(
                             "IP {addr} is listed twice (also at {})",
@@ -152,8 +154,18 @@ impl Ctx<'_> {
                         ),
                         "expected each host once",
                     ));
+                    continue;
                 }
                 seen.insert(addr, here);
+                addrs.push(addr);
+            }
+            let (Some(roles), Some(ssh)) = (roles, ssh) else {
+                continue;
+            };
+            if self.errors.borrow().len() != before {
+                continue;
+            }
+            for addr in addrs {
                 out.push(HostSpec {
                     ip: addr.to_string(),
                     roles: roles.clone(),
@@ -162,7 +174,7 @@ impl Ctx<'_> {
                 });
             }
         }
-        Ok(out)
+        out
     }
 
     pub(super) fn roles(&self, roles: &[String], segs: &[Seg]) -> Result<Vec<String>, Failure> {
@@ -191,7 +203,7 @@ impl Ctx<'_> {
 }
 
 /// A role usable in a `|`-joined plugin scope.
-pub(super) fn is_role_name(role: &str) -> bool {
+pub(in crate::clusterfile) fn is_role_name(role: &str) -> bool {
     let mut chars = role.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

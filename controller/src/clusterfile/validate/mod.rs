@@ -6,6 +6,7 @@ use super::docs::{self, Failure, Kind, Problem};
 use super::kinds::{config, plugin};
 use super::locate::{NodePath, Seg};
 use super::raw;
+use super::strict;
 use super::{Clusterfile, DEFAULT_CONTAINER_RUNTIME, HostSpec};
 use Seg::{Index as I, Key as K};
 use installer_proto::env::{self as penv, Env, EnvError};
@@ -16,51 +17,67 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 mod hosts;
+pub(super) use hosts::is_role_name;
 mod network;
 
 /// Looks up an environment variable of the controller.
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Parses and checks everything; the first problem found is returned.
-pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, Failure> {
+/// Parses and checks everything. Every problem found is returned, each document checked
+/// as far as its shape allows; a document whose shape is wrong is not checked further, so
+/// no error is reported about a guess.
+pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, Vec<Failure>> {
     let mut warnings = Vec::new();
-    let kinds = docs::classify(text, &mut warnings)?;
+    let mut errors = Vec::new();
+    let kinds = docs::classify(text, &mut warnings, &mut errors);
     let mut cluster = None;
     let mut plugins = Vec::new();
     let mut configs = Vec::new();
+    let mut kubeadm = Vec::new();
     for (doc, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
         match kinds.get(doc) {
-            Some(Kind::Cluster) => cluster = Some((doc, raw::Cluster::deserialize(de)?)),
-            Some(Kind::Plugin) => plugins.push((doc, raw::Plugin::deserialize(de)?)),
-            Some(Kind::Config) => configs.push((doc, raw::Config::deserialize(de)?)),
+            Some(Kind::Cluster) => {
+                cluster = strict::read::<raw::Cluster>(text, doc, de, &mut errors).map(|c| (doc, c))
+            }
+            Some(Kind::Plugin) => plugins
+                .extend(strict::read::<raw::Plugin>(text, doc, de, &mut errors).map(|p| (doc, p))),
+            Some(Kind::Config) => configs
+                .extend(strict::read::<raw::Config>(text, doc, de, &mut errors).map(|c| (doc, c))),
+            Some(Kind::Kubeadm) => {
+                match yaml_serde::Value::deserialize(de).and_then(|v| yaml_serde::to_string(&v)) {
+                    Ok(yaml) => kubeadm.push(yaml),
+                    Err(e) => errors.push(e.into()),
+                }
+            }
             Some(Kind::Empty) | None => {}
         }
     }
-    let Some((doc, cluster)) = cluster else {
-        // classify() refuses a file without a Cluster; keep a plain error just in case.
-        return Err(Failure::at(
-            0,
-            &[],
-            false,
-            "no kind: Cluster document",
-            "expected one",
-        ));
-    };
     let source = PathBuf::from(name);
-    let ctx = Ctx {
-        doc,
-        env,
-        base_dir: super::base_dir(&source).to_path_buf(),
-        warnings: RefCell::new(warnings),
-    };
-    let mut cf = ctx.cluster(cluster, source)?;
+    let cf = cluster.map(|(doc, cluster)| {
+        let ctx = Ctx {
+            doc,
+            env,
+            base_dir: super::base_dir(&source).to_path_buf(),
+            warnings: RefCell::new(Vec::new()),
+            errors: RefCell::new(Vec::new()),
+        };
+        let cf = ctx.cluster(cluster, source.clone());
+        warnings.extend(ctx.warnings.into_inner());
+        errors.extend(ctx.errors.into_inner());
+        cf
+    });
+    // Plugins name the hosts' roles; without a readable Cluster their scope is not checked.
+    let hosts = cf.as_ref().map(|c| c.hosts.as_slice());
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut specs = Vec::new();
     for (doc, p) in plugins {
-        let spec = plugin(doc, p, &cf.hosts)?;
+        let Some(spec) = plugin(doc, p, hosts, &mut warnings, &mut errors) else {
+            continue;
+        };
         if let Some(first) = seen.insert(spec.name.clone(), doc) {
             let name_path = NodePath::value(&[K("metadata"), K("name")]);
             let (line, _) = super::locate::locate(text, first, &name_path);
-            return Err(Failure::at(
+            errors.push(Failure::at(
                 doc,
                 &[K("metadata"), K("name")],
                 false,
@@ -70,21 +87,29 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
                 ),
                 "expected unique plugin names",
             ));
+            continue;
         }
-        cf.plugins.push(spec);
+        specs.push(spec);
     }
-    for (doc, c) in configs {
-        cf.configs.push(config(doc, c)?);
-    }
-    let mut warnings: Vec<_> = ctx
-        .warnings
-        .into_inner()
+    let configs: Vec<_> = configs
         .into_iter()
-        .map(|w| w.into_warning(name, text))
+        .filter_map(|(doc, c)| config(doc, c, &mut errors))
         .collect();
-    warnings.sort_by_key(|w| (w.line, w.column));
-    cf.warnings = warnings;
-    Ok(cf)
+    match cf {
+        Some(mut cf) if errors.is_empty() => {
+            let mut warnings: Vec<_> = warnings
+                .into_iter()
+                .map(|w| w.into_warning(name, text))
+                .collect();
+            warnings.sort_by_key(|w| (w.line, w.column));
+            cf.plugins = specs;
+            cf.configs = configs;
+            cf.kubeadm = kubeadm;
+            cf.warnings = warnings;
+            Ok(cf)
+        }
+        _ => Err(errors),
+    }
 }
 
 /// What the Cluster checks need besides the document.
@@ -94,6 +119,8 @@ struct Ctx<'a> {
     base_dir: PathBuf,
     /// What was accepted with a word to say (the checks take `&self`).
     warnings: RefCell<Vec<Problem>>,
+    /// Every problem found; a check that fails records it and the others go on.
+    errors: RefCell<Vec<Failure>>,
 }
 
 /// `segs` with `more` appended.
@@ -149,10 +176,21 @@ impl Ctx<'_> {
         }
     }
 
-    fn cluster(&self, c: raw::Cluster, source: PathBuf) -> Result<Clusterfile, Failure> {
+    /// Records a problem; checking goes on.
+    fn error(&self, failure: Failure) {
+        self.errors.borrow_mut().push(failure);
+    }
+
+    /// The value of a check, or `None` with its problem recorded.
+    fn keep<T>(&self, result: Result<T, Failure>) -> Option<T> {
+        result.map_err(|f| self.error(f)).ok()
+    }
+
+    /// The Cluster as checked; meaningful only when no problem was recorded.
+    fn cluster(&self, c: raw::Cluster, source: PathBuf) -> Clusterfile {
         let spec = &[K("spec")];
         if plan::check_cluster_name(&c.metadata.name).is_err() {
-            return Err(self.fail(
+            self.error(self.fail(
                 &[K("metadata"), K("name")],
                 &format!("cluster name {:?} is invalid", c.metadata.name),
                 NAME_EXPECTED,
@@ -160,7 +198,7 @@ impl Ctx<'_> {
         }
         let s = c.spec;
         if s.image.trim().is_empty() {
-            return Err(self.fail(
+            self.error(self.fail(
                 &at(spec, &[K("image")]),
                 "image is empty",
                 "expected a rootfs directory, or a .tar, .tar.gz or .tar.zst of one",
@@ -170,56 +208,42 @@ impl Ctx<'_> {
         self.not_acted_on(&s.cmd, &at(spec, &[K("cmd")]), app_why);
         self.not_acted_on(&s.cmd_args, &at(spec, &[K("cmd_args")]), app_why);
         self.not_acted_on(&s.app_names, &at(spec, &[K("appNames")]), app_why);
-        let env = self.env_list(&s.env, &at(spec, &[K("env")]))?;
+        let env = self.env_list(&s.env, &at(spec, &[K("env")]));
         let default_ssh = raw::Ssh::default();
         let cluster_ssh = s.ssh.as_ref().unwrap_or(&default_ssh);
-        self.ssh_checks(cluster_ssh, &at(spec, &[K("ssh")]))?;
-        let hosts = self.hosts(&s.hosts, cluster_ssh)?;
-        let Some(master0) = hosts.iter().position(HostSpec::is_master) else {
-            return Err(Failure::at(
+        let ssh_ok = self.keep(self.ssh_checks(cluster_ssh, &at(spec, &[K("ssh")])));
+        let hosts_before = self.errors.borrow().len();
+        let hosts = match ssh_ok {
+            Some(()) => self.hosts(&s.hosts, cluster_ssh),
+            None => Vec::new(),
+        };
+        let hosts_ok = ssh_ok.is_some() && self.errors.borrow().len() == hosts_before;
+        let master0 = hosts.iter().position(HostSpec::is_master);
+        if master0.is_none() && hosts_ok {
+            self.error(Failure::at(
                 self.doc,
                 &at(spec, &[K("hosts")]),
                 true,
                 "no host has the role master",
                 "expected at least one host with roles: [master] (the first one is master0)",
             ));
-        };
+        }
         let container_runtime = match &s.container_runtime {
             None => DEFAULT_CONTAINER_RUNTIME.to_string(),
             Some(rt) if matches!(rt.kind.as_str(), "docker" | "containerd") => rt.kind.clone(),
             Some(rt) => {
-                return Err(self.fail(
+                self.error(self.fail(
                     &at(spec, &[K("containerRuntime"), K("type")]),
                     &format!("container runtime {:?} is not supported", rt.kind),
                     "expected docker or containerd",
                 ));
+                DEFAULT_CONTAINER_RUNTIME.to_string()
             }
         };
-        let registry = self.registry(s.registry.as_ref())?;
-        let host_aliases = self.host_aliases(&s.host_aliases)?;
-        let data_root = match s.data_root {
-            None => plan::DEFAULT_DATA_ROOT.to_string(),
-            Some(d) => match plan::check_data_root(&d)
-                .and_then(|()| plan::check_cluster_dir(&d, &c.metadata.name))
-            {
-                Ok(()) => d,
-                Err(plan::PlanError::SystemDataRoot { why, .. }) => {
-                    return Err(self.fail(
-                        &at(spec, &[K("dataRoot")]),
-                        &format!("dataRoot {d:?} is refused: {why}"),
-                        "expected a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)",
-                    ));
-                }
-                Err(_) => {
-                    return Err(self.fail(
-                        &at(spec, &[K("dataRoot")]),
-                        &format!("dataRoot {d:?} is not a clean absolute path"),
-                        "expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data",
-                    ));
-                }
-            },
-        };
-        Ok(Clusterfile {
+        let registry = self.registry(s.registry.as_ref());
+        let host_aliases = self.host_aliases(&s.host_aliases);
+        let data_root = self.data_root(s.data_root, &c.metadata.name);
+        Clusterfile {
             name: c.metadata.name,
             image: s.image,
             data_root,
@@ -233,16 +257,39 @@ impl Ctx<'_> {
             kubeadm: Vec::new(),
             source,
             warnings: Vec::new(),
-            master0,
-        })
+            master0: master0.unwrap_or(0),
+        }
+    }
+
+    /// `spec.dataRoot`, checked, or the default.
+    fn data_root(&self, data_root: Option<String>, cluster: &str) -> String {
+        let Some(d) = data_root else {
+            return plan::DEFAULT_DATA_ROOT.to_string();
+        };
+        let segs = [K("spec"), K("dataRoot")];
+        match plan::check_data_root(&d).and_then(|()| plan::check_cluster_dir(&d, cluster)) {
+            Ok(()) => return d,
+            Err(plan::PlanError::SystemDataRoot { why, .. }) => self.error(self.fail(
+                &segs,
+                &format!("dataRoot {d:?} is refused: {why}"),
+                "expected a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)",
+            )),
+            Err(_) => self.error(self.fail(
+                &segs,
+                &format!("dataRoot {d:?} is not a clean absolute path"),
+                "expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data",
+            )),
+        }
+        plan::DEFAULT_DATA_ROOT.to_string()
     }
 
     /// `KEY=VALUE` entries: keys checked, `SvcCIDR` checked (built-ins derive from it).
-    fn env_list(&self, entries: &[String], segs: &[Seg]) -> Result<Env, Failure> {
+    /// A bad entry is recorded and left out.
+    fn env_list(&self, entries: &[String], segs: &[Seg]) -> Env {
         let mut env = Env::new();
         for (i, entry) in entries.iter().enumerate() {
             let here = at(segs, &[I(i)]);
-            let (key, value) = penv::parse_entry(entry).map_err(|e| match e {
+            let parsed = penv::parse_entry(entry).map_err(|e| match e {
                 EnvError::BadKey { key } => self.fail(
                     &here,
                     &format!("env key {key:?} is invalid"),
@@ -260,16 +307,20 @@ impl Ctx<'_> {
                     &format!("{entry:?} is not KEY=VALUE"),
                     "expected KEY=VALUE (the value may be empty)",
                 ),
-            })?;
+            });
+            let Some((key, value)) = self.keep(parsed) else {
+                continue;
+            };
             if key == "SvcCIDR" && penv::service_ips(&value).is_err() {
-                return Err(self.fail(
+                self.error(self.fail(
                     &here,
                     &format!("SvcCIDR {value:?} is not a usable CIDR"),
                     "expected a CIDR such as 10.96.0.0/12 (KubeSvcIP and DNSSvcIP derive from it)",
                 ));
+                continue;
             }
             env.insert(key, value);
         }
-        Ok(env)
+        env
     }
 }

@@ -3,7 +3,6 @@
 
 use super::hosts::is_host_name;
 use super::{Ctx, at};
-use crate::clusterfile::docs::Failure;
 use crate::clusterfile::locate::Seg;
 use crate::clusterfile::raw;
 use crate::clusterfile::{DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT, RegistrySpec};
@@ -11,10 +10,8 @@ use Seg::{Index as I, Key as K};
 use std::net::IpAddr;
 
 impl Ctx<'_> {
-    pub(super) fn registry(
-        &self,
-        registry: Option<&raw::Registry>,
-    ) -> Result<RegistrySpec, Failure> {
+    /// `spec.registry`, with defaults; a problem is recorded and the default kept.
+    pub(super) fn registry(&self, registry: Option<&raw::Registry>) -> RegistrySpec {
         let segs = [K("spec"), K("registry")];
         let mut spec = RegistrySpec {
             domain: DEFAULT_REGISTRY_DOMAIN.to_string(),
@@ -22,31 +19,31 @@ impl Ctx<'_> {
             ha: true,
         };
         let Some(registry) = registry else {
-            return Ok(spec);
+            return spec;
         };
-        self.refuse(
+        self.keep(self.refuse(
             &registry.external_registry,
             &at(&segs, &[K("externalRegistry")]),
             "this version runs the local registry only",
             "remove it",
-        )?;
+        ));
         let Some(local) = &registry.local_registry else {
-            return Ok(spec);
+            return spec;
         };
         let segs = at(&segs, &[K("localRegistry")]);
         let plain = "the local registry serves plain HTTP without authentication in this version";
-        self.refuse(
+        self.keep(self.refuse(
             &local.username,
             &at(&segs, &[K("username")]),
             plain,
             "remove it",
-        )?;
-        self.refuse(
+        ));
+        self.keep(self.refuse(
             &local.password,
             &at(&segs, &[K("password")]),
             plain,
             "remove it",
-        )?;
+        ));
         // sealer writes `cert: {}` and `insecure: false` into every Clusterfile it saves.
         let tls = "accepted, but this version's local registry serves plain HTTP: TLS and its certificate are not set up yet";
         self.not_acted_on(&local.cert, &at(&segs, &[K("cert")]), tls);
@@ -54,14 +51,15 @@ impl Ctx<'_> {
             self.warn(&at(&segs, &[K("insecure")]), false, tls);
         }
         if let Some(domain) = &local.domain {
-            if !is_host_name(domain) {
-                return Err(self.fail(
+            if is_host_name(domain) {
+                spec.domain = domain.clone();
+            } else {
+                self.error(self.fail(
                     &at(&segs, &[K("domain")]),
                     &format!("domain {domain:?} is not a host name"),
                     "expected a name such as sea.hub (letters, digits, '-' and '.')",
                 ));
             }
-            spec.domain = domain.clone();
         }
         if let Some(port) = local.port {
             spec.port = port.0;
@@ -69,25 +67,25 @@ impl Ctx<'_> {
         if let Some(ha) = local.ha {
             spec.ha = ha;
         }
-        Ok(spec)
+        spec
     }
 
-    pub(super) fn host_aliases(
-        &self,
-        aliases: &[raw::HostAlias],
-    ) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    /// `spec.hostAliases`; an alias with a problem is recorded and left out.
+    pub(super) fn host_aliases(&self, aliases: &[raw::HostAlias]) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
         for (i, alias) in aliases.iter().enumerate() {
             let segs = [K("spec"), K("hostAliases"), I(i)];
-            let ip: IpAddr = alias.ip.trim().parse().map_err(|_| {
-                self.fail(
+            let before = self.errors.borrow().len();
+            let ip = alias.ip.trim().parse::<IpAddr>();
+            if ip.is_err() {
+                self.error(self.fail(
                     &at(&segs, &[K("ip")]),
                     &format!("{:?} is not an IP address", alias.ip),
                     "expected an IPv4 or IPv6 address",
-                )
-            })?;
+                ));
+            }
             if alias.hostnames.is_empty() {
-                return Err(self.fail(
+                self.error(self.fail(
                     &at(&segs, &[K("hostnames")]),
                     "no hostnames",
                     "expected at least one name for this IP",
@@ -95,15 +93,19 @@ impl Ctx<'_> {
             }
             for (j, name) in alias.hostnames.iter().enumerate() {
                 if !is_host_name(name) {
-                    return Err(self.fail(
+                    self.error(self.fail(
                         &at(&segs, &[K("hostnames"), I(j)]),
                         &format!("{name:?} is not a host name"),
                         "expected letters, digits, '-' and '.' (it is written to /etc/hosts)",
                     ));
                 }
             }
-            out.push((ip.to_string(), alias.hostnames.clone()));
+            if let Ok(ip) = ip
+                && self.errors.borrow().len() == before
+            {
+                out.push((ip.to_string(), alias.hostnames.clone()));
+            }
         }
-        Ok(out)
+        out
     }
 }

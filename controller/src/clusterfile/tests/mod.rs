@@ -27,7 +27,7 @@ fn parse_err(text: &str) -> String {
 
 /// A complete sealer v2 Clusterfile in the documented form, with the per-host overrides,
 /// a plugin and both Config strategies.
-const FULL: &str = include_str!("../../tests/data/clusterfile-full.yaml");
+const FULL: &str = include_str!("../../../tests/data/clusterfile-full.yaml");
 
 #[test]
 fn full_sealer_clusterfile() {
@@ -92,11 +92,14 @@ fn full_sealer_clusterfile() {
             name: "pre_init_disk".into(),
             phases: vec![HookPhase::PreInitHost, HookPhase::PostCleanHost],
             scope: vec!["master".into(), "gpu".into()],
+            ips: Vec::new(),
             data: "set -x\nif [ -b \"${StorageDevice}\" ] && [[ ! -e /data ]]; then { mkfs.ext4 \"$StorageDevice\"; }; fi\nawk '{print $1}' /proc/mounts | grep -q '^/data$' || echo \"[warn] not mounted\"\n".into(),
         }]
     );
-    assert!(cf.plugins[0].applies_to(&n.roles));
-    assert!(!cf.plugins[0].applies_to(&["node".to_string()]));
+    assert!(cf.plugins[0].applies_to(n));
+    let mut plain_node = n.clone();
+    plain_node.roles = vec!["node".to_string()];
+    assert!(!cf.plugins[0].applies_to(&plain_node));
     assert_eq!(cf.configs.len(), 2);
     assert_eq!(cf.configs[0].strategy, ConfigStrategy::Overwrite);
     assert_eq!(cf.configs[1].strategy, ConfigStrategy::Merge);
@@ -166,7 +169,8 @@ fn config_doc(spec_lines: &str) -> String {
 
 fn bad_cases() -> Vec<(String, &'static str)> {
     vec![
-        (cluster("  hostz: []\n"), "Clusterfile:7:3: spec: unknown field `hostz`; expected one of `image`, `env`, `ssh`, `hosts`, `containerRuntime`, `registry`, `hostAliases`, `dataRoot`, `cmd`, `cmd_args`, `appNames`"),
+        // The misspelt key is reported, and so is the key it was meant to be.
+        (cluster("  hostz: []\n"), "Clusterfile:6:3: spec: missing field `hosts`; add it to this mapping\nClusterfile:7:3: spec: unknown field `hostz`; expected one of `image`, `env`, `ssh`, `hosts`, `containerRuntime`, `registry`, `hostAliases`, `dataRoot`, `cmd`, `cmd_args`, `appNames`\n2 problems in all; fix them and run again"),
         (with_hosts("  ssh:\n    passwrd: x\n"), "Clusterfile:11:5: spec.ssh: unknown field `passwrd`; expected one of `user`, `passwd`, `pk`, `pkPasswd`, `port`, `encrypted`"),
         (with_hosts("  ssh:\n    port: 70000\n"), r#"Clusterfile:11:11: spec.ssh.port: port 70000 is out of range; expected a number from 1 to 65535, written as 22 or "22""#),
         (with_hosts("  ssh:\n    port: \"ssh\"\n"), r#"Clusterfile:11:11: spec.ssh.port: port "ssh" is not a number; expected a number from 1 to 65535, written as 22 or "22""#),
@@ -182,7 +186,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master, \"node|gpu\"]\n"), r#"Clusterfile:9:23: spec.hosts[0].roles[1]: role "node|gpu" is invalid; expected master, node or a custom name of letters, digits, '-', '_' and '.'"#),
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: []\n"), "Clusterfile:9:14: spec.hosts[0].roles: no roles; expected master, node or a custom role name"),
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: master\n"), r#"Clusterfile:9:14: spec.hosts[0].roles: invalid type: string "master"; expected a sequence"#),
-        ("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: My_Cluster\nspec:\n  image: r\n  hosts: []\n".to_string(), r#"Clusterfile:4:9: metadata.name: cluster name "My_Cluster" is invalid; expected 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit (it becomes part of paths on every host)"#),
+        ("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: My_Cluster\nspec:\n  image: r\n  hosts: [{ips: [10.0.0.1], roles: [master]}]\n".to_string(), r#"Clusterfile:4:9: metadata.name: cluster name "My_Cluster" is invalid; expected 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit (it becomes part of paths on every host)"#),
         (with_hosts("  dataRoot: var/lib/sealer\n"), r#"Clusterfile:10:13: spec.dataRoot: dataRoot "var/lib/sealer" is not a clean absolute path; expected an absolute path without '.', '..' or empty components, such as /var/lib/sealer/data"#),
         (with_hosts("  dataRoot: /var/lib\n"), r#"Clusterfile:10:13: spec.dataRoot: dataRoot "/var/lib" is refused: /var/lib is a system directory; expected a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)"#),
         (with_hosts("  dataRoot: /\n"), r#"Clusterfile:10:13: spec.dataRoot: dataRoot "/" is refused: / is a system directory; expected a directory of installer's own, such as /var/lib/sealer/data (clean must never work among files installer did not create)"#),
@@ -195,7 +199,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (with_hosts("  hostAliases:\n    - ip: harbor\n      hostnames: [h]\n"), r#"Clusterfile:11:11: spec.hostAliases[0].ip: "harbor" is not an IP address; expected an IPv4 or IPv6 address"#),
         (with_hosts("  hostAliases:\n    - ip: 10.0.0.9\n      hostnames: [\"a b\"]\n"), r#"Clusterfile:12:19: spec.hostAliases[0].hostnames[0]: "a b" is not a host name; expected letters, digits, '-' and '.' (it is written to /etc/hosts)"#),
         (format!("{}---\nkind: Foo\napiVersion: v1\n", with_hosts("")), r#"Clusterfile:11:7: kind: unknown kind "Foo"; expected Cluster, Plugin or Config"#),
-        (format!("{}---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {{}}\n", with_hosts("")), "Clusterfile:12:7: kind: ClusterConfiguration is a kubeadm configuration, and cluster bootstrap is not part of this version; remove this document (installer prepares the hosts; it does not run kubeadm)"),
+        (format!("{}---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: ClusterConfiguration\nnetworking: {{}}\n", with_hosts("")), r#"Clusterfile:11:13: apiVersion: "kubelet.config.k8s.io/v1beta1" is not an apiVersion of ClusterConfiguration; expected apiVersion: kubeadm.k8s.io/<version>, such as kubeadm.k8s.io/v1beta3"#),
         (format!("{}---\n{}", with_hosts(""), with_hosts("")), "Clusterfile:12:7: kind: a second Cluster document (the first is at line 2); expected exactly one Cluster per Clusterfile"),
         ("apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\nspec: {type: SHELL, action: pre-init-host, scope: master, data: x}\n".to_string(), "Clusterfile:1:1: no kind: Cluster document; expected one document with apiVersion: sealer.io/v2 and kind: Cluster listing the hosts"),
         ("apiVersion: sealer.io/v1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  image: r\n".to_string(), r#"Clusterfile:1:13: apiVersion: "sealer.io/v1" is not supported for kind Cluster; expected one of sealer.io/v2, sealer.cloud/v2, cluster.sealer.cool/v2 (the v1 form with masters/nodes is not supported; list hosts under spec.hosts)"#),
@@ -206,7 +210,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (plugin_doc("  type: SHELL\n  action: pre-init-hots\n  scope: master\n  data: x\n"), r#"Clusterfile:17:11: spec.action: unknown phase "pre-init-hots"; expected pre-init-host, post-init-host, pre-clean-host or post-clean-host, joined by |"#),
         (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master|nodes\n  data: x\n"), r#"Clusterfile:18:10: spec.scope: scope role "nodes" is not a role of any host; expected roles joined by |, among: master"#),
         (plugin_doc("  type: SHELL\n  action: pre-init-host\n  data: x\n"), "Clusterfile:16:3: spec.scope: no scope (sealer runs such a plugin on no host); expected roles joined by |, among: master"),
-        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master\n  'on': master\n  data: x\n"), "Clusterfile:19:3: spec: unknown field `on`; expected one of `type`, `action`, `scope`, `data`"),
+        (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master\n  'on': master\n  data: x\n"), "Clusterfile:19:3: spec.on: both scope and on are given (on is sealer v0.8's name for scope); keep scope only"),
         (plugin_doc("  type: SHELL\n  action: pre-init-host\n  scope: master\n  data: \"\"\n"), "Clusterfile:19:9: spec.data: data is empty; expected the shell text to run"),
         (format!("{}---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: p}}\nspec: {{type: SHELL, action: pre-init-host, scope: master, data: x}}\n---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: p}}\nspec: {{type: SHELL, action: post-init-host, scope: master, data: y}}\n", with_hosts("")), r#"Clusterfile:18:18: metadata.name: plugin "p" is defined twice (first at line 13); expected unique plugin names"#),
         (format!("{}---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: \"a b\"}}\nspec: {{type: SHELL, action: pre-init-host, scope: master, data: x}}\n", with_hosts("")), r#"Clusterfile:13:18: metadata.name: plugin name "a b" is invalid; expected letters, digits, '-', '_' and '.' (it names the step)"#),
@@ -452,3 +456,6 @@ fn load_refuses_what_is_not_a_bounded_utf8_regular_file() {
     );
     assert_eq!(MAX_BYTES, 4 << 20);
 }
+
+mod errors;
+mod forms;
