@@ -51,6 +51,26 @@ pub fn is_valid_key(key: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Whether `key` can be an env key at all: sealer accepts any non-empty key, and a key
+/// that is not a shell name (`etcd-dir`) reaches templates (`{{ index . "etcd-dir" }}`)
+/// but not scripts. Blanks, `=` and control characters are refused: no template or
+/// environment could name such a key reliably.
+pub fn is_template_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key
+            .chars()
+            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
+}
+
+/// The env a script gets: the keys that are shell names (SPEC §4). The others are for
+/// templates only; a process environment could carry them, but a script could not read them.
+pub fn for_scripts(env: &Env) -> Env {
+    env.iter()
+        .filter(|(k, _)| is_valid_key(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Splits `KEY=VALUE` at the first `=` and checks the key and the value (a key with a NUL
 /// is not a valid key; a value with one is refused too).
 pub fn parse_entry(entry: &str) -> Result<(String, String), EnvError> {

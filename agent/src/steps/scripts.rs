@@ -12,9 +12,10 @@ use installer_proto::event::StepError;
 use std::path::Path;
 use std::time::Duration;
 
-/// The env a script or hook gets: the plan's env plus `InstallRoot` (empty for the real `/`).
+/// The env a script or hook gets: the plan's env (its shell-name keys; the others are for
+/// templates) plus `InstallRoot` (empty for the real `/`).
 pub(crate) fn script_env(env: &Env, root: &HostRoot) -> Env {
-    let mut env = env.clone();
+    let mut env = installer_proto::env::for_scripts(env);
     env.insert("InstallRoot".into(), root.install_root());
     env.entry("PATH".into())
         .or_insert_with(|| exec::SCRIPT_PATH.to_string());
@@ -103,4 +104,20 @@ pub(crate) fn run_tracked(
     }
     cleared.map_err(step_err)?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_get_the_shell_name_keys_and_templates_keep_the_others() {
+        let mut env = Env::new();
+        env.insert("PodCIDR".into(), "100.64.0.0/10".into());
+        env.insert("etcd-dir".into(), "/data/etcd".into());
+        let got = script_env(&env, &HostRoot::real());
+        assert_eq!(got["PodCIDR"], "100.64.0.0/10");
+        assert!(!got.contains_key("etcd-dir"), "{got:?}");
+        assert_eq!(got["InstallRoot"], "");
+    }
 }

@@ -160,3 +160,17 @@ fn metadata_parses_loosely() {
     assert_eq!(m.version.as_deref(), Some("v1.19.8"));
     assert!(Metadata::parse("not json").is_err());
 }
+
+#[test]
+fn keys_that_are_no_shell_names_reach_templates_but_not_scripts() {
+    for ok in ["etcd-dir", "a.b", "PodCIDR", "x/y"] {
+        assert!(is_template_key(ok), "{ok}");
+    }
+    for bad in ["", "a b", "a=b", "a\0b", "a\nb", "a\tb"] {
+        assert!(!is_template_key(bad), "{bad:?}");
+    }
+    let env = parse_entries(&["PodCIDR=1", "SvcCIDR=2"]).unwrap();
+    let mut with_dash = env.clone();
+    with_dash.insert("etcd-dir".into(), "/data".into());
+    assert_eq!(for_scripts(&with_dash), env);
+}

@@ -25,8 +25,10 @@ pub enum PlanError {
         /// Which system directory it is or holds.
         why: String,
     },
-    /// An env key that is not a shell identifier.
-    #[error("env key {0:?} is invalid: keys must match [A-Za-z_][A-Za-z0-9_]*")]
+    /// An env key no template can name: empty, or holding `=`, blanks or control characters.
+    #[error(
+        "env key {0:?} is invalid: keys are non-empty, without '=', blanks or control characters"
+    )]
     BadEnvKey(String),
     /// An env value no process environment can carry.
     #[error("the value of env key {0:?} holds a NUL byte, which no script environment can carry")]

@@ -288,7 +288,7 @@ impl Plan {
         check_cluster_name(&self.cluster)?;
         check_data_root(&self.data_root)?;
         check_cluster_dir(&self.data_root, &self.cluster)?;
-        if let Some(key) = self.env.keys().find(|k| !crate::env::is_valid_key(k)) {
+        if let Some(key) = self.env.keys().find(|k| !crate::env::is_template_key(k)) {
             return Err(PlanError::BadEnvKey(key.clone()));
         }
         if let Some((key, _)) = self
@@ -404,7 +404,12 @@ mod validate_tests {
             watch: Default::default(),
         };
         plan.env.insert("A".into(), "ok".into());
+        // A key that is no shell name is for templates; one with a blank is for nothing.
+        plan.env.insert("etcd-dir".into(), "/data".into());
         assert_eq!(plan.validate(), Ok(()));
+        plan.env.insert("a b".into(), "x".into());
+        assert_eq!(plan.validate(), Err(PlanError::BadEnvKey("a b".into())));
+        plan.env.remove("a b");
         plan.env.insert("B".into(), "x\0y".into());
         assert_eq!(plan.validate(), Err(PlanError::BadEnvValue("B".into())));
     }

@@ -45,7 +45,7 @@ fn a_file_with_five_mistakes_gets_five_positioned_errors_in_file_order() {
     assert_eq!(
         lines,
         [
-            r#"Clusterfile:8:7: spec.env[0]: env key "etcd dir" is invalid; expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it"#,
+            r#"Clusterfile:8:7: spec.env[0]: env key "etcd dir" is invalid; expected a key without blanks or control characters; a shell name ([A-Za-z_][A-Za-z0-9_]*) reaches scripts too"#,
             "Clusterfile:12:13: spec.hosts[1].ips[0]: IP 10.0.0.3 is listed twice (also at spec.hosts[0].ips[1]); expected each host once",
             "Clusterfile:14:3: spec: unknown field `registy`; expected one of `image`, `env`, `ssh`, `hosts`, `containerRuntime`, `registry`, `hostAliases`, `dataRoot`, `cmd`, `cmd_args`, `appNames`",
             // The host in error is left out of the hosts the scope is checked against.

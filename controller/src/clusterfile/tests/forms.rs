@@ -179,3 +179,30 @@ fn every_v08_phase_maps_to_its_v09_phase_or_names_the_one_to_use() {
         );
     }
 }
+
+#[test]
+fn an_env_key_that_is_no_shell_name_is_kept_for_templates_with_a_warning() {
+    let text = "apiVersion: sealer.io/v2
+kind: Cluster
+metadata:
+  name: keys
+spec:
+  image: r
+  env:
+    - etcd-dir=/data/etcd
+    - PodCIDR=100.64.0.0/10
+  hosts:
+    - ips: [10.0.0.2]
+      roles: [master]
+";
+    let cf = parse_ok(text);
+    assert_eq!(cf.env["etcd-dir"], "/data/etcd");
+    assert_eq!(cf.env["PodCIDR"], "100.64.0.0/10");
+    let shown: Vec<String> = cf.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            r#"/srv/site/Clusterfile:8:7: spec.env[0]: env key "etcd-dir" is not a shell name: templates read it as {{ index . "etcd-dir" }}, scripts do not get it"#
+        ]
+    );
+}

@@ -177,7 +177,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         (with_hosts("  ssh: {port: 0}\n"), r#"Clusterfile:10:15: spec.ssh.port: port 0 is out of range; expected a number from 1 to 65535, written as 22 or "22""#),
         (cluster("  env: [A=1]\n"), "Clusterfile:6:3: spec: missing field `hosts`; add it to this mapping"),
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [node]\n"), "Clusterfile:7:3: spec.hosts: no host has the role master; expected at least one host with roles: [master] (the first one is master0)"),
-        (with_hosts("  env:\n    - A=1\n    - docker-dir=/x\n"), r#"Clusterfile:12:7: spec.env[1]: env key "docker-dir" is invalid; expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it"#),
+        (with_hosts("  env:\n    - A=1\n    - docker dir=/x\n"), r#"Clusterfile:12:7: spec.env[1]: env key "docker dir" is invalid; expected a key without blanks or control characters; a shell name ([A-Za-z_][A-Za-z0-9_]*) reaches scripts too"#),
         (with_hosts("  env: [JUSTAKEY]\n"), r#"Clusterfile:10:9: spec.env[0]: "JUSTAKEY" is not KEY=VALUE; expected KEY=VALUE (the value may be empty)"#),
         (with_hosts("  env: [SvcCIDR=10.96.0.0]\n"), r#"Clusterfile:10:9: spec.env[0]: SvcCIDR "10.96.0.0" is not a usable CIDR; expected a CIDR such as 10.96.0.0/12 (KubeSvcIP and DNSSvcIP derive from it)"#),
         (cluster("  hosts:\n    - ips: [10.0.0.1, 10.0.0.2]\n      roles: [master]\n    - ips:\n        - 10.0.0.3\n        - 10.0.0.2\n      roles: [node]\n"), "Clusterfile:12:11: spec.hosts[1].ips[1]: IP 10.0.0.2 is listed twice (also at spec.hosts[0].ips[1]); expected each host once"),
@@ -228,7 +228,7 @@ fn bad_cases() -> Vec<(String, &'static str)> {
         // A NUL cannot reach a script's environment: refused here, not at the first script.
         (with_hosts("  env: [\"A=x\\0y\"]\n"), r#"Clusterfile:10:9: spec.env[0]: the value of env key "A" holds a NUL byte; expected a value without NUL (no process environment can carry one, so every script would fail)"#),
         (cluster("  hosts:\n    - ips: [10.0.0.1]\n      roles: [master]\n      env:\n        - B=ok\n        - \"C=\\0\"\n"), r#"Clusterfile:12:11: spec.hosts[0].env[1]: the value of env key "C" holds a NUL byte; expected a value without NUL (no process environment can carry one, so every script would fail)"#),
-        (with_hosts("  env: [\"A\\0B=1\"]\n"), r#"Clusterfile:10:9: spec.env[0]: env key "A\0B" is invalid; expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it"#),
+        (with_hosts("  env: [\"A\\0B=1\"]\n"), r#"Clusterfile:10:9: spec.env[0]: env key "A\0B" is invalid; expected a key without blanks or control characters; a shell name ([A-Za-z_][A-Za-z0-9_]*) reaches scripts too"#),
         // Bounds: deep flow nesting stops at its bracket before the parser runs.
         (with_hosts(&format!("  env: {}\n", "[".repeat(100_000))), "Clusterfile:10:72: nesting deeper than 64 levels; expected a Clusterfile nested a few levels deep (look for unclosed `[` or `{`)"),
         (with_hosts(&format!("  env: [{}]\n", "{a: ".repeat(70))), "Clusterfile:10:261: nesting deeper than 64 levels; expected a Clusterfile nested a few levels deep (look for unclosed `[` or `{`)"),

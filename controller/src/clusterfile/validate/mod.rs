@@ -112,6 +112,12 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
     }
 }
 
+/// Whether `key` is one only templates can read (`etcd-dir`): a key sealer accepts, with
+/// a value a process environment can carry.
+fn template_only(key: &str, value: &str) -> bool {
+    !penv::is_valid_key(key) && penv::is_template_key(key) && penv::check_value(key, value).is_ok()
+}
+
 /// What the Cluster checks need besides the document.
 struct Ctx<'a> {
     doc: usize,
@@ -293,7 +299,7 @@ impl Ctx<'_> {
                 EnvError::BadKey { key } => self.fail(
                     &here,
                     &format!("env key {key:?} is invalid"),
-                    "expected a key matching [A-Za-z_][A-Za-z0-9_]* so scripts can read it",
+                    "expected a key without blanks or control characters; a shell name ([A-Za-z_][A-Za-z0-9_]*) reaches scripts too",
                 ),
                 // Refused here, not at the first script: by then install-bin, templates
                 // and /etc/hosts would already have changed the host.
@@ -308,6 +314,20 @@ impl Ctx<'_> {
                     "expected KEY=VALUE (the value may be empty)",
                 ),
             });
+            let parsed = match (parsed, entry.split_once('=')) {
+                // sealer accepts any key; one that is not a shell name reaches templates.
+                (Err(_), Some((key, value))) if template_only(key, value) => {
+                    self.warn(
+                        &here,
+                        false,
+                        &format!(
+                            "env key {key:?} is not a shell name: templates read it as {{{{ index . {key:?} }}}}, scripts do not get it"
+                        ),
+                    );
+                    Ok((key.to_string(), value.to_string()))
+                }
+                (other, _) => other,
+            };
             let Some((key, value)) = self.keep(parsed) else {
                 continue;
             };
