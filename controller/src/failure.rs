@@ -10,7 +10,7 @@ pub type RunResult = Result<i32, Failure>;
 /// A run that could not start or was refused; `Display` is the message for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// Bad input: nothing was contacted.
+    /// Bad input: nothing changed on any host (hosts may have been asked for their facts).
     #[error("{0:#}")]
     BadInput(anyhow::Error),
     /// Refused for safety before anything changed.

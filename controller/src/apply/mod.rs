@@ -7,15 +7,18 @@
 //! 3. [`start-agent`](phases::start_agent) — upload and start the agent as root.
 //! 4. [`preflight`](phases::preflight) — the host's facts; architecture supported, rootfs
 //!    binaries match, enough disk, unique hostnames, no other apply running.
-//! 5. [`ship`](phases::ship) — build each host's plan, send only the files it lacks.
-//! 6. [`steps`](phases::steps) — run the steps up to the registry on every host, wait for
+//! 5. [`render_check`] — every template renders for every host with its env (facts such
+//!    as `HostName` included); otherwise the run stops with every problem and nothing sent.
+//! 6. [`ship`](phases::ship) — build each host's plan, send only the files it lacks.
+//! 7. [`steps`](phases::steps) — run the steps up to the registry on every host, wait for
 //!    all (registry hosts must be up before the others go on), then run the rest.
-//! 7. Report — a per-host table (or NDJSON) and the exit code.
+//! 8. Report — a per-host table (or NDJSON) and the exit code.
 
 pub mod driver;
 pub mod host;
 pub mod inputs;
 pub mod phases;
+pub mod render_check;
 #[cfg(test)]
 mod tests;
 
@@ -96,6 +99,10 @@ pub async fn with_agents(
 ) -> RunResult {
     let preflight = Preflight::checking(inputs.clone());
     let hosts = run.phase(preflight, hosts).await?;
+    if let Err(problems) = render_check::check(inputs, &hosts, &opts.timeouts).await {
+        run.close(hosts).await;
+        return Err(Failure::BadInput(anyhow::anyhow!(problems)));
+    }
     ship_and_steps(run, inputs, hosts, opts).await
 }
 

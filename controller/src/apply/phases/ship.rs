@@ -6,8 +6,11 @@
 use crate::apply::driver::{HostPhase, HostResult, Run};
 use crate::apply::host::{Connected, HostFail};
 use crate::apply::inputs::Inputs;
+use crate::clusterfile::HostSpec;
 use crate::output::event::{Phase, RunEvent};
-use installer_proto::plan::Timeouts;
+use installer_proto::facts::Facts;
+use installer_proto::plan::{Plan, Timeouts};
+use installer_proto::rootfs::MergedTree;
 use std::sync::Arc;
 
 /// zstd level: fast enough to keep up with a gigabit link on one core.
@@ -31,6 +34,29 @@ impl HostPhase for Ship {
     }
 }
 
+/// The plan of a host that passed preflight (its Clusterfile entry and its facts), and the
+/// merged tree it is built from.
+pub(crate) async fn plan_for(
+    inputs: &Inputs,
+    host: &HostSpec,
+    facts: &Facts,
+    timeouts: Timeouts,
+) -> Result<(Plan, Arc<MergedTree>), String> {
+    let tree = inputs.tree_for(&facts.arch).await?;
+    let registry_host = inputs.clusterfile.is_registry_host(&host.ip);
+    let mut plan = crate::plan::build_plan(
+        &inputs.clusterfile,
+        host,
+        facts,
+        &tree,
+        registry_host,
+        timeouts,
+    )
+    .map_err(|e| e.to_string())?;
+    plan.watch = inputs.watch.clone();
+    Ok((plan, tree))
+}
+
 async fn ship_one(
     run: &Run,
     inputs: &Inputs,
@@ -44,25 +70,9 @@ async fn ship_one(
         step: None,
         reason,
     };
-    let tree = inputs.tree_for(&c.arch).await.map_err(fail)?;
-    let registry_host = inputs
-        .clusterfile
-        .registry_hosts()
-        .iter()
-        .any(|h| h.ip == host);
-    let plan = crate::plan::build_plan(
-        &inputs.clusterfile,
-        &c.host,
-        &c.facts,
-        &tree,
-        registry_host,
-        timeouts,
-    )
-    .map(|mut plan| {
-        plan.watch = inputs.watch.clone();
-        plan
-    })
-    .map_err(|e| fail(e.to_string()))?;
+    let (plan, tree) = plan_for(inputs, &c.host, &c.facts, timeouts)
+        .await
+        .map_err(fail)?;
     let need = c
         .agent
         .offer(&plan, dry_run)

@@ -83,6 +83,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(hosts: usize) -> Cluster {
+        Cluster::with_layers(hosts, Vec::new())
+    }
+
+    /// [`Cluster::new`] with `layers` (overlay directories) over the fixture.
+    fn with_layers(hosts: usize, layers: Vec<PathBuf>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ips: Vec<String> = (1..=hosts).map(|i| format!("10.0.0.{i}")).collect();
         let mut text = format!(
@@ -100,7 +105,7 @@ impl Cluster {
         let cache = dir.path().join("cache");
         let rootfs =
             rootfs::resolve_with(&cf.image, dir.path(), &cache, &UnpackLimits::default()).unwrap();
-        let inputs = Arc::new(Inputs::new(cf, rootfs, Vec::new(), Default::default()));
+        let inputs = Arc::new(Inputs::new(cf, rootfs, layers, Default::default()));
         let roots = (0..hosts).map(|_| host_root()).collect();
         Cluster { dir, inputs, roots }
     }
@@ -157,6 +162,14 @@ impl Cluster {
     /// One `installer apply` from the point where the agents run: fresh agents, a fresh
     /// reporter, every event of the run. Returns once every agent of the run has ended.
     async fn apply(&self, dry_run: bool) -> Applied {
+        match self.try_apply(dry_run).await {
+            Ok(applied) => applied,
+            Err(e) => panic!("apply refused: {e:#}"),
+        }
+    }
+
+    /// [`Cluster::apply`], with the run's own failure (bad input, a refusal) returned.
+    async fn try_apply(&self, dry_run: bool) -> Result<Applied, crate::failure::Failure> {
         let cf = &self.inputs.clusterfile;
         let ctx = run_ctx(self.dir.path(), &cf.name, &cf.data_root);
         ctx.reporter.emit(RunEvent::RunStarted {
@@ -185,11 +198,10 @@ impl Cluster {
             // refuse as shared: several hosts get their facts and skip the checks.
             let hosts = run.phase(Preflight::facts_only(), hosts).await.unwrap();
             ship_and_steps(&run, &self.inputs, hosts, &opts).await
-        }
-        .unwrap();
+        };
         wait_for(threads).await;
         let events = logged(&ctx);
-        Applied { code, events }
+        code.map(|code| Applied { code, events })
     }
 }
 

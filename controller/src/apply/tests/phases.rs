@@ -151,3 +151,30 @@ async fn clean_after_apply_undoes_every_host() {
         assert_eq!(&snapshot(cluster.root(i)), before, "host {ip}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_needing_an_undefined_key_stops_the_run_before_any_byte_is_sent() {
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(overlay.path().join("etc")).unwrap();
+    std::fs::write(
+        overlay.path().join("etc/kubeadm.yml.tmpl"),
+        "kind: ClusterConfiguration\nnetworking:\n  podSubnet: {{ .PodCIDR }}\n# {{ .HostName }}\n",
+    )
+    .unwrap();
+    let cluster = Cluster::with_layers(1, vec![overlay.path().to_path_buf()]);
+    let before = snapshot(cluster.root(0));
+    let Err(failure) = cluster.try_apply(false).await else {
+        panic!("an undefined key was not caught before shipping");
+    };
+    assert_eq!(failure.exit_code(), crate::exit::BAD_INPUT);
+    let message = failure.to_string();
+    assert!(
+        message.starts_with("etc/kubeadm.yml.tmpl:3:17: undefined key \"PodCIDR\"")
+            && message.contains(&format!("(on {})", cluster.ip(0)))
+            && message.ends_with("Nothing was sent to any host."),
+        "{message}"
+    );
+    // HostName comes from the facts, so that line rendered; and the host is as it was.
+    assert!(!message.contains("HostName"), "{message}");
+    assert_eq!(snapshot(cluster.root(0)), before);
+}
