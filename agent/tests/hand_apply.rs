@@ -400,3 +400,54 @@ fn help_lists_the_exit_codes() {
         assert!(help.contains(code), "{code}: {help}");
     }
 }
+
+#[test]
+fn sealer_v09_runtime_scripts_are_named_by_the_runtime_type_and_a_failure_names_the_script() {
+    // The fixture laid out as sealer v0.9's basefs does it: docker.sh installs the runtime
+    // and uninstall-docker.sh removes it; there is no init-container-runtime.sh.
+    let rootfs = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), rootfs.path());
+    let scripts = rootfs.path().join("scripts");
+    fs::rename(
+        scripts.join("init-container-runtime.sh"),
+        scripts.join("docker.sh"),
+    )
+    .unwrap();
+    fs::rename(
+        scripts.join("clean-container-runtime.sh"),
+        scripts.join("uninstall-docker.sh"),
+    )
+    .unwrap();
+    // A containerd.sh beside it is not for this runtime type.
+    fs::write(scripts.join("containerd.sh"), "#!/bin/sh\nexit 9\n").unwrap();
+    let root = TestRoot::new();
+    let before = snapshot(root.path());
+    let docker = ["--container-runtime", "docker"];
+    let out = apply_cmd(root.path(), rootfs.path(), &docker)
+        .assert()
+        .success();
+    let ev = events(&out.get_output().stdout);
+    assert!(steps_with(&ev, "step_done").contains(&"init-container-runtime".to_string()));
+    let order = fs::read_to_string(root.join("var/lib/fixture/order")).unwrap();
+    assert_eq!(order, "init-container-runtime\ninit-registry\ninit-kube\n");
+    // uninstall-docker.sh is the runtime's clean: it removes what docker.sh left.
+    clean_cmd(root.path()).assert().success();
+    assert!(!root.join("var/lib/fixture").exists());
+    assert_same_tree(&before, &snapshot(root.path()));
+
+    // Failing, the step names the script that failed.
+    fs::write(root.join("fixture-fail-at"), "init-container-runtime").unwrap();
+    let out = apply_cmd(root.path(), rootfs.path(), &docker)
+        .assert()
+        .code(1);
+    let ev = events(&out.get_output().stdout);
+    let failed = ev
+        .iter()
+        .find(|e| e["event"] == "step_failed")
+        .unwrap_or_else(|| panic!("no step_failed in {ev:?}"));
+    let message = failed.to_string();
+    assert!(
+        message.contains("scripts/docker.sh exited with code 3"),
+        "{message}"
+    );
+}

@@ -21,6 +21,7 @@ pub mod human;
 pub mod manifest;
 pub mod plan;
 pub mod rootfs;
+pub mod runtime_scripts;
 pub mod system_dirs;
 pub mod template;
 pub mod term;

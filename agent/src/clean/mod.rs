@@ -27,10 +27,11 @@ use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
 use crate::runtime::Runtime;
 use crate::sink::Sink;
-use crate::steps::scripts;
+use crate::steps::{RUNTIME_STEP, scripts};
 use installer_proto::env::Env;
 use installer_proto::event::{Event, Outcome};
 use installer_proto::plan::{HookPhase, Plugin, REGISTRY_CONTAINER};
+use installer_proto::runtime_scripts::clean_candidates;
 use std::path::Path;
 use std::time::Duration;
 
@@ -232,22 +233,18 @@ pub fn clean(
     cleaner.hooks(&req.plugins, HookPhase::PreCleanHost, &rootfs_cwd);
     cleaner.script(&mut journal, &["init-kube"], "clean-kube.sh");
     remove_registry(&mut cleaner, &mut journal);
-    let has_new_style = paths
-        .rootfs
-        .join("scripts/clean-container-runtime.sh")
-        .is_file();
-    if has_new_style {
-        cleaner.script(
-            &mut journal,
-            &["init-container-runtime", "init"],
-            "clean-container-runtime.sh",
-        );
-    } else {
-        cleaner.script(
-            &mut journal,
-            &["init", "init-container-runtime"],
-            "clean.sh",
-        );
+    // The runtime's clean: the first that exists of installer's, sealer v0.9's
+    // (`uninstall-docker.sh`) and the legacy name, whichever script installed it.
+    let runtime = cleaner
+        .env
+        .get("ContainerRuntime")
+        .cloned()
+        .unwrap_or_default();
+    if let Some(name) = clean_candidates(&runtime)
+        .into_iter()
+        .find(|name| paths.rootfs.join("scripts").join(name).is_file())
+    {
+        cleaner.script(&mut journal, &[RUNTIME_STEP, "init"], &name);
     }
     watched::undo(&mut cleaner, &mut journal);
     files::undo_installed(&mut cleaner, &mut journal);

@@ -165,12 +165,11 @@ pub fn run(job: &Job, sink: &dyn Sink, started: &mut dyn FnMut(i32)) -> Result<(
     let shell = Path::new(&job.argv[0])
         .file_name()
         .is_some_and(|n| n == "bash" || n == "sh");
-    let script = if shell && job.argv.len() == 2 {
-        job.argv[1].clone()
-    } else if shell {
-        "plugin hook".to_string()
-    } else {
-        job.argv.join(" ")
+    let script = match job.argv.get(1) {
+        Some(flag) if shell && flag == "-c" => "plugin hook".to_string(),
+        // A script, with or without arguments (init-registry.sh takes three).
+        Some(path) if shell => path.clone(),
+        _ => job.argv.join(" "),
     };
     if timed_out {
         return Err(StepError {
@@ -215,4 +214,45 @@ pub fn shell_for(script: &Path) -> Vec<String> {
         bash.unwrap_or("/bin/sh").to_string(),
         script.display().to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::NullSink;
+
+    fn failing(dir: &std::path::Path, argv: Vec<String>) -> StepError {
+        let job = Job {
+            step: "s".into(),
+            argv,
+            cwd: dir.to_path_buf(),
+            env: Env::from([("PATH".to_string(), SCRIPT_PATH.to_string())]),
+            timeout: Duration::from_secs(30),
+            log: dir.join("s.log"),
+        };
+        run(&job, &NullSink, &mut |_| {}).unwrap_err()
+    }
+
+    #[test]
+    fn a_failure_names_the_script_with_or_without_arguments_and_a_hook_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("init-registry.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+        let script = script.display().to_string();
+        let sh = |rest: &[&str]| -> Vec<String> {
+            std::iter::once("/bin/sh")
+                .chain(rest.iter().copied())
+                .map(String::from)
+                .collect()
+        };
+        let alone = failing(dir.path(), sh(&[&script]));
+        assert_eq!(alone.message, format!("{script} exited with code 3"));
+        let with_args = failing(
+            dir.path(),
+            sh(&[&script, "5000", "/var/lib/registry", "sea.hub"]),
+        );
+        assert_eq!(with_args.message, format!("{script} exited with code 3"));
+        let hook = failing(dir.path(), sh(&["-c", "exit 4"]));
+        assert_eq!(hook.message, "plugin hook exited with code 4");
+    }
 }

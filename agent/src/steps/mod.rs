@@ -17,6 +17,7 @@ use crate::sink::Sink;
 use installer_proto::event::StepError;
 use installer_proto::manifest::Entry;
 use installer_proto::plan::{HookPhase, Plan, StepKind};
+use installer_proto::runtime_scripts::install_candidates;
 
 /// What a step needs while it runs.
 pub(crate) struct Ctx<'a> {
@@ -96,6 +97,10 @@ pub(crate) struct Step {
     pub action: Action,
 }
 
+/// The id of the container runtime step (whichever script it runs, but the legacy
+/// `init.sh`, whose step is `init`).
+pub(crate) const RUNTIME_STEP: &str = "init-container-runtime";
+
 fn has(plan: &Plan, rel: &str) -> bool {
     plan.manifest.get(rel).is_some_and(Entry::is_file)
 }
@@ -155,22 +160,24 @@ pub(crate) fn steps_for(plan: &Plan) -> Vec<Step> {
     ]
     .iter()
     .any(|s| has(plan, &script(s)));
-    if has(plan, &script("init-container-runtime.sh")) {
+    // The first of installer's, sealer v0.9's (`docker.sh`) and the legacy name. The
+    // legacy init.sh does everything, so it is not taken for a layout that has the others.
+    let runtime = plan.env.get("ContainerRuntime").map_or("", String::as_str);
+    let installer = install_candidates(runtime)
+        .into_iter()
+        .filter(|name| name != "init.sh" || !new_style)
+        .find(|name| has(plan, &script(name)));
+    if let Some(name) = installer {
+        let id = if name == "init.sh" {
+            "init"
+        } else {
+            RUNTIME_STEP
+        };
         push(
             StepKind::InitContainerRuntime,
-            "init-container-runtime".into(),
+            id.into(),
             Action::Script {
-                rel: script("init-container-runtime.sh"),
-                args: Vec::new(),
-            },
-        );
-    } else if !new_style && has(plan, &script("init.sh")) {
-        // Legacy layout: one init.sh does everything.
-        push(
-            StepKind::InitContainerRuntime,
-            "init".into(),
-            Action::Script {
-                rel: script("init.sh"),
+                rel: script(&name),
                 args: Vec::new(),
             },
         );

@@ -184,6 +184,9 @@ pub enum HostFail {
         /// Why, for a human.
         reason: String,
     },
+    /// Stopped before its work because a host it depends on failed (a registry host, at
+    /// the registry barrier); nothing of this phase ran on it.
+    NotReached(String),
 }
 
 impl HostFail {
@@ -206,6 +209,9 @@ impl HostFail {
             } => HostStatus::Failed {
                 phase: *phase,
                 step: step.clone(),
+                reason: reason.clone(),
+            },
+            HostFail::NotReached(reason) => HostStatus::NotReached {
                 reason: reason.clone(),
             },
         }

@@ -36,7 +36,7 @@ use phases::connect::Connect;
 use phases::preflight::Preflight;
 use phases::ship::Ship;
 use phases::start_agent::StartAgent;
-use phases::steps::{Steps, StepsPass};
+use phases::steps::{Steps, StepsPass, registry_barrier};
 use std::sync::Arc;
 
 /// Runs `installer apply`.
@@ -125,6 +125,13 @@ pub async fn ship_and_steps(
     let force = opts.force;
     let pass = StepsPass::Registry;
     let hosts = run.phase(Steps { pass, force }, hosts).await?;
+    let registry_hosts: Vec<String> = inputs
+        .clusterfile
+        .registry_hosts()
+        .iter()
+        .map(|h| h.ip.clone())
+        .collect();
+    let hosts = registry_barrier(run, &registry_hosts, hosts).await;
     let pass = StepsPass::Rest;
     let hosts = run.phase(Steps { pass, force }, hosts).await?;
     run.close(hosts).await;

@@ -3,7 +3,7 @@
 //! hosts are serving before any host goes on to steps that may pull from them.
 
 use crate::apply::driver::{ForHost, HostPhase, HostResult, Run};
-use crate::apply::host::{Connected, HostFail};
+use crate::apply::host::{Close, Connected, HostFail};
 use crate::output::event::{HostStatus, Phase, RunEvent};
 use installer_proto::event::Event;
 use installer_proto::plan::StepKind;
@@ -32,6 +32,47 @@ impl StepsPass {
     pub fn last(self) -> bool {
         self == StepsPass::Rest
     }
+}
+
+/// The registry barrier between the passes: when a registry host did not get through the
+/// first pass (or an earlier phase), the hosts that pull from the registry do not go on —
+/// they end "not reached", naming the registry host and where it failed. Registry hosts
+/// that are serving go on: each pulls from its own registry.
+pub async fn registry_barrier(
+    run: &Run,
+    registry_hosts: &[String],
+    hosts: Vec<Connected>,
+) -> Vec<Connected> {
+    let live: Vec<&str> = hosts.iter().map(|c| c.host.ip.as_str()).collect();
+    let failed: Vec<String> = registry_hosts
+        .iter()
+        .filter(|ip| !live.contains(&ip.as_str()))
+        .map(|ip| match run.ctx.reporter.status(ip) {
+            Some(HostStatus::Failed {
+                step: Some(step), ..
+            }) => format!("{ip} failed at {step}"),
+            Some(HostStatus::Failed { phase, .. }) => format!("{ip} failed at {}", phase.as_str()),
+            Some(HostStatus::Busy { .. }) => format!("{ip} was busy"),
+            _ => format!("{ip} did not get its registry up"),
+        })
+        .collect();
+    if failed.is_empty() {
+        return hosts;
+    }
+    let reason = format!(
+        "not reached: registry host {}; the steps after init-registry pull from it",
+        failed.join(", registry host ")
+    );
+    let mut going = Vec::new();
+    for c in hosts {
+        if registry_hosts.contains(&c.host.ip) {
+            going.push(c);
+        } else {
+            HostFail::NotReached(reason.clone()).report(&run.ctx.reporter, &c.host.ip);
+            c.close().await;
+        }
+    }
+    going
 }
 
 /// One pass of the agent's steps on every host.

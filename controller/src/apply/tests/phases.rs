@@ -178,3 +178,28 @@ async fn a_template_needing_an_undefined_key_stops_the_run_before_any_byte_is_se
     assert!(!message.contains("HostName"), "{message}");
     assert_eq!(snapshot(cluster.root(0)), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_registry_host_keeps_the_others_at_the_registry_barrier() {
+    let cluster = Cluster::new(2);
+    let (master, node) = (cluster.ip(0), cluster.ip(1));
+    std::fs::write(cluster.root(0).join("fixture-fail-at"), "init-registry").unwrap();
+
+    let run = cluster.apply(false).await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let failed = run.status(&master);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["step"], "init-registry", "{failed}");
+    let held = run.status(&node);
+    assert_eq!(held["status"], "not_reached", "{held}");
+    assert_eq!(
+        held["reason"],
+        format!(
+            "not reached: registry host {master} failed at init-registry; the steps after init-registry pull from it"
+        )
+    );
+    // The node ran its first pass, and nothing after the barrier.
+    assert_eq!(run.phases(&node), ["preflight", "ship", "steps"]);
+    let order = std::fs::read_to_string(cluster.root(1).join("var/lib/fixture/order")).unwrap();
+    assert!(!order.contains("init-kube"), "{order}");
+}
