@@ -128,6 +128,24 @@ impl HashCache {
         }
         self.misses += 1;
         let sha256 = manifest::sha256_file(path)?;
+        self.keep(key, (size, mtime_ns, ino), &sha256);
+        Ok(sha256)
+    }
+
+    /// Records that the file at `path` (metadata `meta`) holds content of `sha256`, known
+    /// without reading it: a file the agent verified while receiving it and then renamed
+    /// into place. The same rule as for a computed hash applies (a file written within
+    /// [`RACY_SECS`] is not remembered).
+    pub fn remember(&mut self, path: &Path, meta: &fs::Metadata, sha256: &str) -> io::Result<()> {
+        let key = std::path::absolute(path)?.to_string_lossy().into_owned();
+        self.used.insert(key.clone());
+        self.keep(key, stamp(meta), sha256);
+        Ok(())
+    }
+
+    /// Stores a record unless the file changed too recently to trust its stamp (then any
+    /// older record of it goes).
+    fn keep(&mut self, key: String, (size, mtime_ns, ino): (u64, i128, u64), sha256: &str) {
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -139,14 +157,13 @@ impl HashCache {
                     size,
                     mtime_ns,
                     ino,
-                    sha256: sha256.clone(),
+                    sha256: sha256.to_string(),
                 },
             );
             self.changed = true;
         } else if self.entries.remove(&key).is_some() {
             self.changed = true;
         }
-        Ok(sha256)
     }
 
     /// The SHA-256 of `path` when it is a regular file (not followed when a link), `None`
@@ -281,6 +298,35 @@ mod tests {
             Some(manifest::sha256_bytes(b"two").as_str())
         );
         assert_eq!(cache.misses, 2);
+    }
+
+    #[test]
+    fn a_remembered_hash_is_served_without_reading_and_a_fresh_file_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a");
+        fs::write(&file, b"verified on arrival").unwrap();
+        age(&file, 60);
+        let cache_file = dir.path().join("hashes.json");
+        let mut cache = HashCache::load(&cache_file).unwrap();
+        let known = manifest::sha256_bytes(b"verified on arrival");
+        cache
+            .remember(&file, &fs::metadata(&file).unwrap(), &known)
+            .unwrap();
+        cache.save().unwrap();
+        let mut cache = HashCache::load(&cache_file).unwrap();
+        assert_eq!(cache.file_hash(&file).unwrap(), Some(known.clone()));
+        assert_eq!((cache.hits, cache.misses), (1, 0), "served from the record");
+
+        let fresh = dir.path().join("b");
+        fs::write(&fresh, b"just written").unwrap();
+        cache
+            .remember(&fresh, &fs::metadata(&fresh).unwrap(), &known)
+            .unwrap();
+        assert_eq!(
+            cache.file_hash(&fresh).unwrap(),
+            Some(manifest::sha256_bytes(b"just written")),
+            "a file written just now is read, not taken on trust"
+        );
     }
 
     #[test]

@@ -51,9 +51,13 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
                     )));
                 }
                 set_mode(&target, entry.mode)?;
-                // Record the placed file, so the next apply finds it without reading it
-                // (a file written too recently to trust is left for then).
-                let _ = index.file_hash(&target);
+                // Record the placed file, so the next apply finds it without reading it. Its
+                // content was verified against the plan's sha256 as it arrived, and the
+                // rename keeps it: reading it again here would double the cost of placing.
+                // (A file written too recently to trust is left for the next apply.)
+                if let Ok(meta) = fs::symlink_metadata(&target) {
+                    let _ = index.remember(&target, &meta, sha256);
+                }
             }
             EntryKind::Symlink { target: link } => {
                 let current = fs::read_link(&target).ok();
