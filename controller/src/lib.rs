@@ -11,6 +11,7 @@ pub(crate) mod failure;
 pub(crate) mod home;
 pub(crate) mod output;
 pub(crate) mod plan;
+pub mod registry_tls;
 pub mod rootfs;
 pub(crate) mod rootfs_stream;
 pub mod ssh;
