@@ -31,6 +31,19 @@ pub(crate) fn expand_env(path: &str) -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| join(home, rest))
 }
 
+/// A directory of installer's own per the XDG base directories: `$<var>/installer` when
+/// `var` is set, else `~/<home_rel>/installer`, else `<tmp>/installer-<fallback>`.
+pub(crate) fn xdg_dir(var: &str, home_rel: &str, fallback: &str) -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(x) = non_empty(var) {
+        PathBuf::from(x).join("installer")
+    } else if let Some(h) = non_empty("HOME") {
+        PathBuf::from(h).join(home_rel).join("installer")
+    } else {
+        std::env::temp_dir().join(format!("installer-{fallback}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

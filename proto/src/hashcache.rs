@@ -11,8 +11,8 @@ use crate::manifest;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -199,36 +199,12 @@ impl HashCache {
         };
         let result = serde_json::to_vec(&disk)
             .map_err(io::Error::other)
-            .and_then(|bytes| write_atomic(&self.file, &bytes));
+            .and_then(|bytes| crate::atomic::write_private(&self.file, &bytes));
         self.entries = disk.entries;
         result?;
         self.changed = false;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `file` through a private sibling renamed over it, synced, so a crash
-/// leaves the old cache or the new one, never half of one.
-fn write_atomic(file: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let name = file.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        fs::rename(&tmp, file)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! handles that keep lookups inside a rootfs tree) only, so the static agent can use it
 //! without an async runtime.
 
+pub mod atomic;
 pub mod bin_links;
 pub mod elf;
 pub mod env;

@@ -182,14 +182,7 @@ fn new_server(
 /// Where installer keeps per-cluster state on the controller: `$XDG_STATE_HOME/installer`
 /// or `~/.local/state/installer`.
 pub fn state_root() -> PathBuf {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(x) = non_empty("XDG_STATE_HOME") {
-        PathBuf::from(x).join("installer")
-    } else if let Some(h) = non_empty("HOME") {
-        PathBuf::from(h).join(".local/state/installer")
-    } else {
-        std::env::temp_dir().join("installer-state")
-    }
+    crate::home::xdg_dir("XDG_STATE_HOME", ".local/state", "state")
 }
 
 #[cfg(test)]

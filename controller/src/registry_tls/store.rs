@@ -8,8 +8,8 @@
 use crate::clusterfile::Secret;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the state directory could not be used.
@@ -99,23 +99,7 @@ impl TlsStore {
 
     fn write(&self, name: &str, text: &str) -> Result<(), StoreError> {
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let written = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(self.err(&path))
+        installer_proto::atomic::write_private(&path, text.as_bytes()).map_err(self.err(&path))
     }
 
     /// The CA's certificate and key, when both are stored.

@@ -166,14 +166,7 @@ pub struct TooLarge {
 /// Where unpacked archives and the hash cache live: `$XDG_CACHE_HOME/installer`, else
 /// `~/.cache/installer`, else a directory under the system temp dir.
 pub fn cache_dir() -> PathBuf {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(x) = non_empty("XDG_CACHE_HOME") {
-        PathBuf::from(x).join("installer")
-    } else if let Some(h) = non_empty("HOME") {
-        PathBuf::from(h).join(".cache/installer")
-    } else {
-        std::env::temp_dir().join("installer-cache")
-    }
+    crate::home::xdg_dir("XDG_CACHE_HOME", ".cache", "cache")
 }
 
 /// The rootfs as a local directory, plus what the run keeps alive for it (the hash cache,
