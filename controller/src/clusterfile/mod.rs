@@ -167,6 +167,13 @@ pub struct RegistrySpec {
     pub port: u16,
     /// `true` (default): every master runs the registry; `false`: master0 only.
     pub ha: bool,
+    /// `insecure: true`: plain HTTP. Default `false`, as in sealer: TLS.
+    pub insecure: bool,
+    /// `cert.subjectAltName.ips`: addresses the certificate names besides the registry
+    /// hosts'.
+    pub cert_ips: Vec<std::net::IpAddr>,
+    /// `cert.subjectAltName.dnsNames`: names it carries besides the domain.
+    pub cert_dns: Vec<String>,
 }
 
 /// One host (one IP of a `spec.hosts[]` entry).

@@ -170,7 +170,33 @@ pub(super) struct LocalRegistry {
     #[serde(default)]
     pub password: Option<IgnoredAny>,
     #[serde(default)]
-    pub cert: Option<IgnoredAny>,
+    pub cert: Option<Cert>,
+}
+
+/// `localRegistry.cert` (sealer writes `cert: {}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping with subjectAltName"
+)]
+pub(super) struct Cert {
+    #[serde(default)]
+    pub subject_alt_name: Option<SubjectAltName>,
+}
+
+/// `cert.subjectAltName`: extra names the registry's certificate carries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a mapping with ips and dnsNames"
+)]
+pub(super) struct SubjectAltName {
+    #[serde(default)]
+    pub ips: Vec<String>,
+    #[serde(default)]
+    pub dns_names: Vec<String>,
 }
 
 /// `spec.hostAliases[]`.

@@ -206,3 +206,39 @@ spec:
         ]
     );
 }
+
+#[test]
+fn the_registry_certificate_names_are_read_and_checked() {
+    let text = |ips: &str| {
+        format!(
+            "apiVersion: sealer.io/v2
+kind: Cluster
+metadata:
+  name: tls
+spec:
+  image: r
+  hosts:
+    - ips: [10.0.0.2]
+      roles: [master]
+  registry:
+    localRegistry:
+      domain: sea.hub
+      cert:
+        subjectAltName:
+          ips: [{ips}]
+          dnsNames: [registry.example.com]
+"
+        )
+    };
+    let cf = parse_ok(&text("192.168.10.5"));
+    assert!(!cf.registry.insecure, "TLS unless insecure: true");
+    assert_eq!(
+        cf.registry.cert_ips,
+        ["192.168.10.5".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(cf.registry.cert_dns, ["registry.example.com"]);
+    assert_eq!(
+        parse_err(&text("10.0.0.300")),
+        r#"Clusterfile:15:17: spec.registry.localRegistry.cert.subjectAltName.ips[0]: "10.0.0.300" is not an IP address; expected an IPv4 or IPv6 address the registry certificate should name"#
+    );
+}

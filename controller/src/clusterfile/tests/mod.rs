@@ -44,7 +44,10 @@ fn full_sealer_clusterfile() {
         RegistrySpec {
             domain: "hub.local".into(),
             port: 5001,
-            ha: false
+            ha: false,
+            insecure: true,
+            cert_ips: Vec::new(),
+            cert_dns: Vec::new(),
         }
     );
     assert_eq!(
@@ -118,7 +121,10 @@ fn minimal_clusterfile_gets_the_defaults() {
         RegistrySpec {
             domain: "sea.hub".into(),
             port: 5000,
-            ha: true
+            ha: true,
+            insecure: false,
+            cert_ips: Vec::new(),
+            cert_dns: Vec::new(),
         }
     );
     let reg: Vec<_> = cf.registry_hosts().iter().map(|h| h.ip.clone()).collect();

@@ -17,6 +17,9 @@ impl Ctx<'_> {
             domain: DEFAULT_REGISTRY_DOMAIN.to_string(),
             port: DEFAULT_REGISTRY_PORT,
             ha: true,
+            insecure: false,
+            cert_ips: Vec::new(),
+            cert_dns: Vec::new(),
         };
         let Some(registry) = registry else {
             return spec;
@@ -66,6 +69,35 @@ impl Ctx<'_> {
         }
         if let Some(ha) = local.ha {
             spec.ha = ha;
+        }
+        spec.insecure = local.insecure.unwrap_or(false);
+        let san = local
+            .cert
+            .as_ref()
+            .and_then(|c| c.subject_alt_name.as_ref());
+        if let Some(san) = san {
+            let san_segs = at(&segs, &[K("cert"), K("subjectAltName")]);
+            for (i, ip) in san.ips.iter().enumerate() {
+                match ip.trim().parse::<IpAddr>() {
+                    Ok(addr) => spec.cert_ips.push(addr),
+                    Err(_) => self.error(self.fail(
+                        &at(&san_segs, &[K("ips"), I(i)]),
+                        &format!("{ip:?} is not an IP address"),
+                        "expected an IPv4 or IPv6 address the registry certificate should name",
+                    )),
+                }
+            }
+            for (i, name) in san.dns_names.iter().enumerate() {
+                if is_host_name(name) {
+                    spec.cert_dns.push(name.clone());
+                } else {
+                    self.error(self.fail(
+                        &at(&san_segs, &[K("dnsNames"), I(i)]),
+                        &format!("{name:?} is not a host name"),
+                        "expected a DNS name such as registry.example.com",
+                    ));
+                }
+            }
         }
         spec
     }
