@@ -19,6 +19,7 @@ pub mod event;
 pub mod facts;
 pub mod hashcache;
 pub mod human;
+pub mod kubeadm;
 pub mod manifest;
 pub mod plan;
 pub mod rootfs;

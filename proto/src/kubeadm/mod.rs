@@ -1,0 +1,339 @@
+//! The Clusterfile's kubeadm documents merged into the rootfs's `etc/kubeadm.yml`, the way
+//! sealer merges them before it runs kubeadm (sealer
+//! `pkg/runtime/kubernetes/kubeadm/kubeadm_config.go`: `NewKubeadmConfig`, `Merge`,
+//! `LoadFromClusterfile`, `LoadKubeadmConfigs`; called from `initKubeadmConfig` in
+//! `pkg/runtime/kubernetes/init.go` with `<rootfs>/etc/kubeadm.yml`). The product does not
+//! run kubeadm; whatever bootstraps next reads the merged file.
+//!
+//! Rules:
+//! - Kinds: `InitConfiguration`, `ClusterConfiguration`, `JoinConfiguration`
+//!   (`kubeadm.k8s.io/<version>`), `KubeletConfiguration` (`kubelet.config.k8s.io/…`),
+//!   `KubeProxyConfiguration` (`kubeproxy.config.k8s.io/…`) — sealer's five. Per kind,
+//!   the Clusterfile's document is merged over the rootfs's as [`fields`] describes.
+//! - A kind only the Clusterfile has is added, after the rootfs's documents, in sealer's
+//!   writing order (Init, Cluster, Kubelet, KubeProxy, Join). sealer would also fill it
+//!   from its built-in defaults (kubeadm v1.19-era values such as the dockershim socket);
+//!   those are not the image's, so the document is taken as the Clusterfile wrote it.
+//! - apiVersion: a merged document keeps the rootfs's, which was written for the image's
+//!   kubeadm; an added kubeadm kind takes the version of the rootfs's other kubeadm
+//!   documents, if any (sealer writes one kubeadm version for all three kinds, chosen from
+//!   `kubernetesVersion`, whatever the Clusterfile said). Fields are not converted between
+//!   versions. A differing apiVersion is reported as a note.
+//! - The rootfs's other documents (another kind, or a kind of another API group) and the
+//!   kubeadm kinds the Clusterfile does not set are kept as they are, text and comments;
+//!   a merged document is rewritten (its leading comments kept, the ones inside lost) in
+//!   place. sealer rewrites the whole file from Go types and drops all of that.
+//! - A kind given twice on one side is refused, as kubeadm refuses it; sealer would use
+//!   the first silently. A Clusterfile document of another kind, or without
+//!   `apiVersion`/`kind`, is refused.
+//! - No rootfs file (`None`): the Clusterfile's documents alone. sealer fails when the
+//!   file is missing; the plan refuses kubeadm documents for a rootfs without
+//!   `etc/kubeadm.yml.tmpl` before anything runs (`plan::Plan::validate`).
+//! - No Clusterfile documents: the rootfs text, unchanged.
+
+mod docs;
+mod fields;
+
+use yaml_serde::{Mapping, Value};
+
+/// The rootfs file the documents are merged into.
+pub const KUBEADM_FILE: &str = "etc/kubeadm.yml";
+
+/// The template it is rendered from; the merge happens after rendering.
+pub const KUBEADM_TEMPLATE: &str = "etc/kubeadm.yml.tmpl";
+
+/// sealer's kinds with their API group, in the order sealer writes them.
+pub const KINDS: [(&str, &str); 5] = [
+    ("InitConfiguration", "kubeadm.k8s.io"),
+    ("ClusterConfiguration", "kubeadm.k8s.io"),
+    ("KubeletConfiguration", "kubelet.config.k8s.io"),
+    ("KubeProxyConfiguration", "kubeproxy.config.k8s.io"),
+    ("JoinConfiguration", "kubeadm.k8s.io"),
+];
+
+/// Where a document is, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Where {
+    /// In the rootfs file, the section starting at this 1-based line.
+    Rootfs {
+        /// The line.
+        line: usize,
+    },
+    /// The Clusterfile's kubeadm document of this 1-based number (counting only those).
+    Clusterfile {
+        /// The number.
+        number: usize,
+    },
+}
+
+impl std::fmt::Display for Where {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Where::Rootfs { line } => write!(f, "{KUBEADM_FILE}, the document at line {line}"),
+            Where::Clusterfile { number } => {
+                write!(f, "the Clusterfile's kubeadm document {number}")
+            }
+        }
+    }
+}
+
+/// Why the documents cannot be merged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KubeadmError {
+    /// A document is not YAML.
+    #[error("{at}: not valid YAML: {reason}")]
+    Yaml {
+        /// Which document.
+        at: Where,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A document is YAML but not what its side must hold.
+    #[error("{at}: {reason}")]
+    Document {
+        /// Which document.
+        at: Where,
+        /// What is wrong.
+        reason: String,
+    },
+    /// One side gives a kind twice.
+    #[error(
+        "{second}: a second {kind} (the first is {first}); kubeadm takes one document of each kind, so keep one"
+    )]
+    Duplicate {
+        /// The kind.
+        kind: String,
+        /// The first document of the kind.
+        first: Where,
+        /// The second.
+        second: Where,
+    },
+    /// The merged document cannot be written as YAML.
+    #[error("writing the merged {kind}: {reason}")]
+    Write {
+        /// The kind.
+        kind: String,
+        /// The serializer's message.
+        reason: String,
+    },
+}
+
+/// The merged file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    /// The multi-document YAML to write as `etc/kubeadm.yml`.
+    pub text: String,
+    /// What deserves a word: a Clusterfile value that counted as unset, an apiVersion
+    /// that was not taken. One line each, in document order.
+    pub notes: Vec<String>,
+}
+
+/// A kubeadm document of the Clusterfile, checked.
+struct CfDoc {
+    kind: usize,
+    api_version: String,
+    at: Where,
+    body: Mapping,
+}
+
+/// The index in [`KINDS`] of a document's kind, when it is one of sealer's in its group.
+fn kind_index(doc: &Mapping) -> Option<usize> {
+    let kind = doc.get("kind")?.as_str()?;
+    let (group, version) = doc.get("apiVersion")?.as_str()?.split_once('/')?;
+    if version.is_empty() {
+        return None;
+    }
+    KINDS.iter().position(|(k, g)| *k == kind && *g == group)
+}
+
+/// Checks the Clusterfile's kubeadm documents: one YAML document each, a mapping of one
+/// of [`KINDS`] with its group's `apiVersion`, no kind twice. The plan's check and
+/// [`merge`] use it.
+pub fn check_documents(clusterfile_docs: &[String]) -> Result<(), KubeadmError> {
+    read_clusterfile(clusterfile_docs).map(drop)
+}
+
+fn read_clusterfile(clusterfile_docs: &[String]) -> Result<Vec<CfDoc>, KubeadmError> {
+    let mut out: Vec<CfDoc> = Vec::new();
+    for (i, text) in clusterfile_docs.iter().enumerate() {
+        let at = Where::Clusterfile { number: i + 1 };
+        let bad = |reason: String| KubeadmError::Document {
+            at: at.clone(),
+            reason,
+        };
+        let pieces = docs::read(text, |_| at.clone())?;
+        let mut values = pieces.into_iter().filter_map(|p| p.value);
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(bad(
+                "give exactly one YAML document for each kubeadm document".into(),
+            ));
+        };
+        let Value::Mapping(body) = value else {
+            return Err(bad("not a mapping with apiVersion and kind".into()));
+        };
+        let api_version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind_name = body.get("kind").and_then(Value::as_str).unwrap_or("");
+        let Some(kind) = kind_index(&body) else {
+            return Err(bad(format!(
+                "apiVersion {api_version:?} kind {kind_name:?} is not one of kubeadm's documents; they are {}",
+                KINDS
+                    .iter()
+                    .map(|(k, g)| format!("{k} ({g}/…)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if let Some(first) = out.iter().find(|d| d.kind == kind) {
+            return Err(KubeadmError::Duplicate {
+                kind: KINDS[kind].0.into(),
+                first: first.at.clone(),
+                second: at,
+            });
+        }
+        out.push(CfDoc {
+            kind,
+            api_version: api_version.to_string(),
+            at,
+            body,
+        });
+    }
+    Ok(out)
+}
+
+/// One section of the output: kept text, or a document to write.
+enum Out {
+    Kept {
+        text: String,
+        own_marker: bool,
+    },
+    Doc {
+        comments: String,
+        kind: usize,
+        body: Mapping,
+    },
+}
+
+/// Merges the Clusterfile's kubeadm documents (`clusterfile_docs`, one YAML document
+/// each, in file order) into `rootfs_yaml`, the rootfs's `etc/kubeadm.yml` as rendered for
+/// the host (`None` when there is none), by the rules of the module docs.
+pub fn merge(
+    rootfs_yaml: Option<&str>,
+    clusterfile_docs: &[String],
+) -> Result<Merged, KubeadmError> {
+    if clusterfile_docs.is_empty() {
+        return Ok(Merged {
+            text: rootfs_yaml.unwrap_or_default().to_string(),
+            notes: Vec::new(),
+        });
+    }
+    let mut ours: Vec<Option<CfDoc>> = read_clusterfile(clusterfile_docs)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let pieces = match rootfs_yaml {
+        Some(text) => docs::read(text, |line| Where::Rootfs { line })?,
+        None => Vec::new(),
+    };
+    let mut notes = Vec::new();
+    let mut seen: [Option<usize>; KINDS.len()] = [None; KINDS.len()];
+    // The rootfs's version of each API group, for kinds only the Clusterfile has.
+    let mut group_version: Vec<(&str, String)> = Vec::new();
+    let mut out = Vec::with_capacity(pieces.len() + ours.len());
+    for piece in pieces {
+        let rootfs_doc = match &piece.value {
+            Some(Value::Mapping(m)) => kind_index(m).map(|k| (k, m)),
+            _ => None,
+        };
+        let Some((kind, theirs)) = rootfs_doc else {
+            out.push(Out::Kept {
+                text: piece.text,
+                own_marker: piece.own_marker,
+            });
+            continue;
+        };
+        let at = Where::Rootfs { line: piece.line };
+        if let Some(first) = seen[kind] {
+            return Err(KubeadmError::Duplicate {
+                kind: KINDS[kind].0.into(),
+                first: Where::Rootfs { line: first },
+                second: at,
+            });
+        }
+        seen[kind] = Some(piece.line);
+        let their_version = theirs
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !group_version.iter().any(|(g, _)| *g == KINDS[kind].1) {
+            group_version.push((KINDS[kind].1, their_version.to_string()));
+        }
+        let Some(mut doc) = ours
+            .iter_mut()
+            .find(|d| d.as_ref().is_some_and(|d| d.kind == kind))
+            .and_then(Option::take)
+        else {
+            out.push(Out::Kept {
+                text: piece.text,
+                own_marker: piece.own_marker,
+            });
+            continue;
+        };
+        if doc.api_version != their_version {
+            notes.push(format!(
+                "{}: {} says apiVersion {}, {at} says {their_version}; kept {their_version} (fields are merged as written, not converted)",
+                KINDS[kind].0, doc.at, doc.api_version
+            ));
+        }
+        // The rootfs's apiVersion and kind stay where they are.
+        doc.body.shift_remove("apiVersion");
+        doc.body.shift_remove("kind");
+        let theirs = theirs.clone();
+        let body = fields::merge_document(KINDS[kind].0, doc.body, theirs, &mut notes);
+        out.push(Out::Doc {
+            comments: docs::leading_comments(&piece.text),
+            kind,
+            body,
+        });
+    }
+    let mut added: Vec<CfDoc> = ours.into_iter().flatten().collect();
+    added.sort_by_key(|d| d.kind);
+    for mut doc in added {
+        let group = KINDS[doc.kind].1;
+        if let Some((_, version)) = group_version.iter().find(|(g, _)| *g == group)
+            && *version != doc.api_version
+        {
+            notes.push(format!(
+                "{}: {} says apiVersion {}, written as {version} like the other {group} documents of {KUBEADM_FILE} (fields are not converted)",
+                KINDS[doc.kind].0, doc.at, doc.api_version
+            ));
+            doc.body
+                .insert("apiVersion".into(), Value::String(version.clone()));
+        }
+        out.push(Out::Doc {
+            comments: String::new(),
+            kind: doc.kind,
+            body: doc.body,
+        });
+    }
+    let mut sections = Vec::with_capacity(out.len());
+    for section in out {
+        sections.push(match section {
+            Out::Kept { text, own_marker } => (text, own_marker),
+            Out::Doc {
+                comments,
+                kind,
+                body,
+            } => {
+                let yaml = yaml_serde::to_string(&body).map_err(|e| KubeadmError::Write {
+                    kind: KINDS[kind].0.into(),
+                    reason: e.to_string(),
+                })?;
+                (comments + &yaml, false)
+            }
+        });
+    }
+    Ok(Merged {
+        text: docs::write(sections.iter().map(|(t, m)| (t.as_str(), *m))),
+        notes,
+    })
+}
