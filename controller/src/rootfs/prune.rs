@@ -67,7 +67,7 @@ pub fn prune(parent: &Path, keep: &Path, now: SystemTime) -> Vec<String> {
 
 /// `remove_dir_all` that also works on trees holding read-only directories (archives keep
 /// their directory modes, and a non-root user cannot delete inside a 0555 directory).
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     make_writable(path)?;
     fs::remove_dir_all(path)
 }

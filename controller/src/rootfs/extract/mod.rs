@@ -25,7 +25,7 @@ mod writer;
 pub use bounds::{LIMIT_ENV, UnpackLimits};
 use std::fs;
 use std::io::{self, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 pub(crate) use writer::{Stream, TreeWriter};
 
 /// The compression of an archive, from its name.
@@ -53,25 +53,6 @@ impl Compression {
             None
         }
     }
-}
-
-/// Unpacks `archive` to `<parent>/<key>` unless that already exists, and returns that path.
-/// On any error nothing of this unpack is left under `parent`.
-pub(super) fn unpack_cached(
-    archive: &Path,
-    compression: Compression,
-    parent: &Path,
-    key: &str,
-    limits: &UnpackLimits,
-) -> Result<PathBuf, RootfsError> {
-    let done = parent.join(key);
-    if done.is_dir() {
-        tracing::debug!(archive = %archive.display(), dir = %done.display(), "rootfs archive already unpacked");
-        return Ok(done);
-    }
-    let staged = unpack_staged(archive, compression, parent, limits)?;
-    place(staged, &done)?;
-    Ok(done)
 }
 
 /// Unpacks `archive` into a new `.unpacking-*` directory under `parent`, removed when the
@@ -111,8 +92,9 @@ pub(crate) fn staging_dir(parent: &Path) -> Result<tempfile::TempDir, RootfsErro
 
 /// Removes a staged tree that is not wanted; a failure is left to a later prune.
 pub(crate) fn discard(tmp: tempfile::TempDir) {
-    let staged = tmp.path().to_path_buf();
-    if let Err(rm) = tmp.close() {
+    // Kept from the drop's plain removal: the tree may hold read-only directories.
+    let staged = tmp.keep();
+    if let Err(rm) = super::prune::remove_tree(&staged) {
         tracing::warn!(dir = %staged.display(), error = %rm, "could not remove a partial unpack; the next run removes it");
     }
 }
@@ -150,10 +132,10 @@ pub(crate) fn open_decompressed(
 }
 
 /// `reader` decompressed.
-pub(crate) fn decompress(
-    reader: impl Read + 'static,
+pub(crate) fn decompress<'a>(
+    reader: impl Read + 'a,
     compression: Compression,
-) -> io::Result<Box<dyn Read>> {
+) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(BufReader::new(reader)),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(reader))),
