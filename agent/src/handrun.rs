@@ -95,6 +95,8 @@ pub fn build(args: &HandApply) -> anyhow::Result<(Plan, MergedTree)> {
         plugins: Vec::new(),
         timeouts: args.timeouts.clone(),
         watch: args.watch.clone(),
+        // No Clusterfile by hand, so no kubeadm documents: etc/kubeadm.yml is as rendered.
+        kubeadm: Vec::new(),
     };
     let plan = plan::build(&inputs, &tree)?;
     Ok((plan, tree))

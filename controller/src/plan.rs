@@ -81,6 +81,7 @@ fn plan_inputs(
         plugins: plugins_for(cf, host),
         timeouts,
         watch: Default::default(),
+        kubeadm: cf.kubeadm.clone(),
     }
 }
 

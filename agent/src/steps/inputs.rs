@@ -4,12 +4,16 @@
 //! A script step's inputs are: the script's own content, the host env, and every rootfs file
 //! the script's text names — by its rootfs path (`etc/kubelet.service`, `../cri/containerd`),
 //! by a directory prefix (`../cri/`, `${RootfsDir}/etc/`, `$ROOTFS/etc/`), or, for files in `scripts/`, by
-//! file name (`. common.sh`). A rendered file counts through its template. Host paths such as
+//! file name (`. common.sh`). A rendered file counts through its template, and
+//! `etc/kubeadm.yml` also through the plan's kubeadm documents merged into it. Host paths such as
 //! `/etc/hosts` are not rootfs paths and do not count. So changing `etc/daemon.json` re-runs
 //! the scripts that use it and nothing else.
+//!
+//! The render step's inputs are the templates, the plan's kubeadm documents and the env.
 
 use super::{Action, Step, bin, registry, render};
 use crate::root::HostRoot;
+use installer_proto::kubeadm::KUBEADM_TEMPLATE;
 use installer_proto::manifest::{Entry, hex};
 use installer_proto::plan::Plan;
 use sha2::{Digest, Sha256};
@@ -36,6 +40,13 @@ impl InputHash {
         // hash as they always did, so no step re-runs for this.
         if let installer_proto::manifest::EntryKind::Symlink { target } = &e.kind {
             self.field("symlink", target.as_bytes());
+        }
+    }
+    /// The kubeadm documents merged into `etc/kubeadm.yml`. None, no field: a plan without
+    /// them hashes as it did before plans could carry them.
+    fn kubeadm(&mut self, plan: &Plan) {
+        for doc in &plan.kubeadm {
+            self.field("kubeadm", doc.as_bytes());
         }
     }
     fn env(&mut self, plan: &Plan, root: &HostRoot) {
@@ -137,6 +148,7 @@ impl Step {
                 for e in render::templates(plan) {
                     h.entry(e);
                 }
+                h.kubeadm(plan);
                 h.env(plan, root);
             }
             Action::HostsFile => {
@@ -180,6 +192,9 @@ fn script_inputs(h: &mut InputHash, plan: &Plan, rel: &str, read: &dyn Fn(&str) 
         Some(text) => {
             for e in mentioned_files(plan, &text) {
                 h.entry(e);
+                if e.path == KUBEADM_TEMPLATE {
+                    h.kubeadm(plan);
+                }
             }
         }
         // Not on the host yet (dry run before any transfer): the script's own hash decides.
@@ -220,6 +235,7 @@ mod tests {
             manifest: Manifest { entries },
             timeouts: Default::default(),
             watch: Default::default(),
+            kubeadm: Vec::new(),
         }
     }
 
@@ -258,6 +274,57 @@ mod tests {
         assert_eq!(
             named(&plan, "docker load -i ../images/registry.tar"),
             ["images/registry.tar"]
+        );
+    }
+
+    #[test]
+    fn kubeadm_documents_re_run_the_render_step_and_the_scripts_that_read_the_file() {
+        use installer_proto::plan::StepKind;
+        let root = HostRoot::at(std::path::Path::new("/tmp/none"));
+        let render = Step {
+            id: "render-templates".into(),
+            kind: StepKind::RenderTemplates,
+            action: Action::RenderTemplates,
+        };
+        let script = |rel: &str| Step {
+            id: rel.into(),
+            kind: StepKind::InitKube,
+            action: Action::Script {
+                rel: rel.into(),
+                args: Vec::new(),
+            },
+        };
+        let read = |rel: &str| {
+            Some(match rel {
+                "scripts/init-kube.sh" => "kubeadm init --config ../etc/kubeadm.yml".to_string(),
+                _ => "cp ../etc/daemon.json /etc/docker/".to_string(),
+            })
+        };
+        let files = [
+            "etc/kubeadm.yml.tmpl",
+            "etc/daemon.json",
+            "scripts/init-kube.sh",
+            "scripts/other.sh",
+        ];
+        let with = |docs: &[&str]| {
+            let mut plan = plan_with(&files);
+            plan.kubeadm = docs.iter().map(|d| d.to_string()).collect();
+            let hash = |s: &Step| s.input_hash(&plan, &root, &read);
+            [
+                hash(&render),
+                hash(&script("scripts/init-kube.sh")),
+                hash(&script("scripts/other.sh")),
+            ]
+        };
+        let none = with(&[]);
+        let a = with(&["kind: ClusterConfiguration\npodSubnet: a\n"]);
+        let b = with(&["kind: ClusterConfiguration\npodSubnet: b\n"]);
+        assert_ne!(none[0], a[0]);
+        assert_ne!(a[0], b[0], "a changed document re-runs render-templates");
+        assert_ne!(a[1], b[1], "and init-kube.sh, which reads etc/kubeadm.yml");
+        assert_eq!(
+            none[2], b[2],
+            "a script that does not read it stays skipped"
         );
     }
 }

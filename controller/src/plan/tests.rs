@@ -316,3 +316,39 @@ fn errors_name_the_host_or_file() {
         "{err}"
     );
 }
+
+#[test]
+fn kubeadm_documents_go_into_every_plan_and_need_the_template() {
+    let mut cf = cluster(CLUSTER);
+    let doc = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 10.244.0.0/16\n";
+    cf.kubeadm = vec![doc.to_string()];
+    let root = rootfs("v1.25.0");
+    for (ip, arch) in [("10.0.0.1", "x86_64"), ("10.0.0.3", "aarch64")] {
+        assert_eq!(plan_for(&cf, ip, arch, root.path()).kubeadm, [doc], "{ip}");
+    }
+    // A rootfs with a plain etc/kubeadm.yml only: refused as the rootfs's problem, for
+    // every host alike (no host in the message).
+    fs::remove_file(root.path().join("etc/kubeadm.yml.tmpl")).unwrap();
+    write(
+        root.path(),
+        "etc/kubeadm.yml",
+        "apiVersion: kubeadm.k8s.io/v1beta3\n",
+    );
+    let host = cf.host("10.0.0.1").unwrap();
+    let t = tree(root.path(), "amd64");
+    let err = build_plan(
+        &cf,
+        host,
+        &facts("x86_64", "h"),
+        &t,
+        true,
+        Timeouts::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, PlanBuildError::Rootfs(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ships etc/kubeadm.yml as a plain file"),
+        "{err}"
+    );
+}

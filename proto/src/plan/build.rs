@@ -52,6 +52,9 @@ pub struct PlanInputs {
     pub timeouts: Timeouts,
     /// The trees watched around script steps.
     pub watch: WatchConfig,
+    /// The Clusterfile's kubeadm documents (see [`Plan::kubeadm`]); empty for the agent
+    /// run by hand.
+    pub kubeadm: Vec<String>,
 }
 
 /// Why a host's plan could not be built.
@@ -98,7 +101,12 @@ impl BuildError {
     /// Whether the error is about a rootfs file (its message names the file) rather than
     /// about the host.
     pub fn is_rootfs_file(&self) -> bool {
-        matches!(self, BuildError::Metadata { .. } | BuildError::Io { .. })
+        matches!(
+            self,
+            BuildError::Metadata { .. }
+                | BuildError::Io { .. }
+                | BuildError::Invalid(PlanError::KubeadmTarget { .. })
+        )
     }
 }
 
@@ -178,6 +186,7 @@ pub fn build(inputs: &PlanInputs, tree: &MergedTree) -> Result<Plan, BuildError>
         manifest,
         timeouts: inputs.timeouts.clone(),
         watch: inputs.watch.clone(),
+        kubeadm: inputs.kubeadm.clone(),
     };
     plan.validate()?;
     Ok(plan)
@@ -197,13 +206,12 @@ fn read_text(tree: &MergedTree, rel: &str) -> Result<Option<(PathBuf, String)>, 
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::plan::{DEFAULT_CONTAINER_RUNTIME, DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT};
-    use crate::rootfs::hash_file_content;
-    use std::path::Path;
+    pub(super) use crate::rootfs::hash_file_content;
 
-    fn inputs(machine: &str, deploy: bool) -> PlanInputs {
+    pub(super) fn inputs(machine: &str, deploy: bool) -> PlanInputs {
         PlanInputs {
             cluster: "c".into(),
             data_root: "/data".into(),
@@ -224,8 +232,16 @@ mod tests {
             plugins: Vec::new(),
             timeouts: Timeouts::default(),
             watch: WatchConfig::default(),
+            kubeadm: Vec::new(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use std::path::Path;
 
     fn tree(root: &Path) -> MergedTree {
         for (rel, text) in [
@@ -270,5 +286,82 @@ mod tests {
         assert!(!env.contains_key("KubeVersion"));
         let env = inputs("aarch64", false).env_without_rootfs().unwrap();
         assert_eq!(env["Arch"], "arm64");
+    }
+}
+
+#[cfg(test)]
+mod kubeadm_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::tests_support::*;
+    use super::*;
+
+    const CLUSTER: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 10.244.0.0/16\n";
+
+    fn build_with(files: &[&str], docs: &[&str]) -> Result<Plan, BuildError> {
+        let dir = tempfile::tempdir().unwrap();
+        for rel in files {
+            let p = dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "kind: InitConfiguration\n").unwrap();
+        }
+        let tree = MergedTree::merge(dir.path(), "amd64", &[], &mut hash_file_content).unwrap();
+        let mut inputs = inputs("x86_64", false);
+        inputs.kubeadm = docs.iter().map(|d| d.to_string()).collect();
+        build(&inputs, &tree)
+    }
+
+    #[test]
+    fn kubeadm_documents_travel_with_a_template_to_merge_into() {
+        let plan = build_with(&["etc/kubeadm.yml.tmpl", "etc/kubeadm.yml"], &[CLUSTER]).unwrap();
+        assert_eq!(plan.kubeadm, [CLUSTER]);
+        assert!(
+            serde_json::to_string(&plan)
+                .unwrap()
+                .contains("\"kubeadm\":")
+        );
+        // Without documents the plan's JSON is what it was before the field existed.
+        let plain = build_with(&["etc/kubeadm.yml"], &[]).unwrap();
+        assert!(
+            !serde_json::to_string(&plain)
+                .unwrap()
+                .contains("\"kubeadm\":")
+        );
+    }
+
+    #[test]
+    fn kubeadm_documents_without_a_template_are_refused_as_a_rootfs_problem() {
+        for (files, says) in [
+            (
+                &["etc/kubeadm.yml"][..],
+                "ships etc/kubeadm.yml as a plain file",
+            ),
+            (&["etc/other.conf"][..], "has neither"),
+        ] {
+            let err = build_with(files, &[CLUSTER]).unwrap_err();
+            assert!(err.is_rootfs_file(), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let err = build_with(&["etc/kubeadm.yml.tmpl"], &["kind: Policy\n"]).unwrap_err();
+        assert!(!err.is_rootfs_file());
+        assert!(
+            err.to_string().starts_with(
+                "the Clusterfile's kubeadm document 1: apiVersion \"\" kind \"Policy\""
+            ),
+            "{err}"
+        );
+        let err = build_with(&["etc/kubeadm.yml.tmpl"], &["kind: X\0\n"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Clusterfile's kubeadm document 1 holds a NUL byte"
+        );
+        let big = format!(
+            "{CLUSTER}# {}\n",
+            "x".repeat(crate::plan::MAX_KUBEADM_BYTES)
+        );
+        let err = build_with(&["etc/kubeadm.yml.tmpl"], &[&big]).unwrap_err();
+        assert!(
+            err.to_string().contains("over the limit of 1048576"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,13 @@
-//! The checks an agent applies to the names of a plan that become host paths.
+//! The checks an agent applies to the names of a plan that become host paths, and to the
+//! kubeadm documents it carries.
 
 use super::cluster_dir;
+use crate::kubeadm::{self, KUBEADM_FILE, KUBEADM_TEMPLATE};
+use crate::manifest::Manifest;
+
+/// The most bytes of kubeadm documents one plan carries: kubeadm's own files are a few
+/// KiB; the limit keeps a mistaken paste from growing every host's plan and file.
+pub const MAX_KUBEADM_BYTES: usize = 1 << 20;
 
 /// Why a plan (or a name in it) is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +54,51 @@ pub enum PlanError {
     /// A link in `bin/` that would not lead to another file install-bin installs.
     #[error("{0}")]
     BinLink(String),
+    /// The kubeadm documents are not what the merge takes (the merge's message).
+    #[error("{0}")]
+    Kubeadm(String),
+    /// There are kubeadm documents, but no template whose output they can be merged into.
+    #[error(
+        "the Clusterfile has kubeadm documents, which are merged into {KUBEADM_FILE} as rendered from {KUBEADM_TEMPLATE}, but this rootfs {}",
+        if *plain {
+            "ships etc/kubeadm.yml as a plain file, which the agent places as the image has it and never rewrites; ship it as etc/kubeadm.yml.tmpl instead (a file without {{ renders to itself)"
+        } else {
+            "has neither (sealer fails too when etc/kubeadm.yml is missing); use an image that has one, or remove the kubeadm documents from the Clusterfile"
+        }
+    )]
+    KubeadmTarget {
+        /// Whether the rootfs has a plain `etc/kubeadm.yml`.
+        plain: bool,
+    },
+}
+
+/// Checks the kubeadm documents of a plan: within [`MAX_KUBEADM_BYTES`], no NUL (no file
+/// should hold one), each a kubeadm kind the merge takes, and a template to merge them
+/// into. A plain `etc/kubeadm.yml` is not rewritten: it is a shipped file, fingerprinted
+/// as the image has it, so a rewrite would look like drift to every later apply.
+pub(super) fn check_kubeadm(docs: &[String], manifest: &Manifest) -> Result<(), PlanError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let size: usize = docs.iter().map(String::len).sum();
+    if size > MAX_KUBEADM_BYTES {
+        return Err(PlanError::Kubeadm(format!(
+            "the Clusterfile's kubeadm documents hold {size} bytes, over the limit of {MAX_KUBEADM_BYTES}"
+        )));
+    }
+    if let Some(i) = docs.iter().position(|d| d.contains('\0')) {
+        return Err(PlanError::Kubeadm(format!(
+            "the Clusterfile's kubeadm document {} holds a NUL byte",
+            i + 1
+        )));
+    }
+    kubeadm::check_documents(docs).map_err(|e| PlanError::Kubeadm(e.to_string()))?;
+    if manifest.get(KUBEADM_TEMPLATE).is_some_and(|e| e.is_file()) {
+        return Ok(());
+    }
+    Err(PlanError::KubeadmTarget {
+        plain: manifest.get(KUBEADM_FILE).is_some_and(|e| e.is_file()),
+    })
 }
 
 /// Checks a cluster name (`metadata.name`): it becomes a path component on every host.

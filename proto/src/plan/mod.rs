@@ -13,7 +13,9 @@ mod build;
 mod check;
 
 pub use build::{BuildError, PlanInputs, build};
-pub use check::{PlanError, check_cluster_dir, check_cluster_name, check_data_root};
+pub use check::{
+    MAX_KUBEADM_BYTES, PlanError, check_cluster_dir, check_cluster_name, check_data_root,
+};
 
 /// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
 /// lines written by either tool are recognised.
@@ -279,11 +281,17 @@ pub struct Plan {
     /// The trees watched around script steps (SPEC §6).
     #[serde(default)]
     pub watch: crate::watch::WatchConfig,
+    /// The Clusterfile's kubeadm documents, one YAML document each, in file order: merged
+    /// into `etc/kubeadm.yml` as rendered from `etc/kubeadm.yml.tmpl` ([`crate::kubeadm`]).
+    /// Absent from plans that have none, so those read and hash as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm: Vec<String>,
 }
 
 impl Plan {
     /// Checks everything an agent must not trust blindly: names that become paths, env keys,
-    /// hosts lines, plugin names and the manifest's paths.
+    /// hosts lines, plugin names, the manifest's paths and the kubeadm documents (with the
+    /// template they are merged into).
     pub fn validate(&self) -> Result<(), PlanError> {
         check_cluster_name(&self.cluster)?;
         check_data_root(&self.data_root)?;
@@ -307,7 +315,8 @@ impl Plan {
         self.manifest
             .validate()
             .map_err(|e| PlanError::Manifest(e.to_string()))?;
-        crate::bin_links::check(&self.manifest).map_err(PlanError::BinLink)
+        crate::bin_links::check(&self.manifest).map_err(PlanError::BinLink)?;
+        check::check_kubeadm(&self.kubeadm, &self.manifest)
     }
 
     /// `<dataRoot>/<cluster>/rootfs` (without any `--root` prefix).
@@ -402,6 +411,7 @@ mod validate_tests {
             manifest: Manifest::default(),
             timeouts: Timeouts::default(),
             watch: Default::default(),
+            kubeadm: Vec::new(),
         };
         plan.env.insert("A".into(), "ok".into());
         // A key that is no shell name is for templates; one with a blank is for nothing.
