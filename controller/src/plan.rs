@@ -4,12 +4,13 @@
 //! for hosts that run the registry).
 
 use crate::clusterfile::{Clusterfile, HostSpec};
+use crate::rootfs::ImageEnv;
 use installer_proto::env;
 use installer_proto::facts::Facts;
 use installer_proto::plan::{
     self, BuildError, HostsEntry, Plan, PlanInputs, RegistryPlan, Timeouts,
 };
-use installer_proto::rootfs::MergedTree;
+use installer_proto::rootfs::{MergedTree, arch_dir_for};
 
 /// Why a host's plan could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,32 @@ pub(crate) fn build_plan(
     registry_host: bool,
     timeouts: Timeouts,
 ) -> Result<Plan, PlanBuildError> {
-    let inputs = plan_inputs(cf, host, facts, registry_host, timeouts);
+    build_plan_with_image(
+        cf,
+        host,
+        facts,
+        tree,
+        &ImageEnv::default(),
+        registry_host,
+        timeouts,
+    )
+}
+
+/// [`build_plan`] for a rootfs that is a ClusterImage: `image_env` (see
+/// [`crate::rootfs::ResolvedRootfs::image_env`]) is the base of the cluster env, under
+/// `spec.env` (SPEC §2); a multi-platform image gives the env of the host's architecture.
+pub(crate) fn build_plan_with_image(
+    cf: &Clusterfile,
+    host: &HostSpec,
+    facts: &Facts,
+    tree: &MergedTree,
+    image_env: &ImageEnv,
+    registry_host: bool,
+    timeouts: Timeouts,
+) -> Result<Plan, PlanBuildError> {
+    let image_env = arch_dir_for(&facts.arch).map_or(&image_env.base, |a| image_env.for_arch(a));
+    let mut inputs = plan_inputs(cf, host, facts, registry_host, timeouts);
+    inputs.cluster_env = under(image_env, &inputs.cluster_env);
     plan::build(&inputs, tree).map_err(|source| {
         if source.is_rootfs_file() {
             PlanBuildError::Rootfs(source)
@@ -83,6 +109,13 @@ fn plan_inputs(
         watch: Default::default(),
         kubeadm: cf.kubeadm.clone(),
     }
+}
+
+/// `env` with `over` on top: a key in both keeps `over`'s value.
+fn under(env: &env::Env, over: &env::Env) -> env::Env {
+    let mut merged = env.clone();
+    merged.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged
 }
 
 /// The Plugin hooks in `host`'s scope, in name order.
