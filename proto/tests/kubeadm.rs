@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use installer_proto::kubeadm::{KubeadmError, Where, check_documents, merge};
+use installer_proto::kubeadm::{KubeadmError, Where, check_documents, merge, merge_output};
 use std::fs;
 use std::path::PathBuf;
 
@@ -154,4 +154,18 @@ fn a_kind_of_another_api_group_in_the_rootfs_is_not_merged_into() {
         merge(Some(rootfs), &cf).unwrap().text,
         format!("{rootfs}---\n{}", cf[0])
     );
+}
+
+#[test]
+fn only_etc_kubeadm_yml_takes_the_documents() {
+    let cf = [doc(
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.27.1\n",
+    )];
+    let rendered = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.25.0\n";
+    assert_eq!(merge_output("etc/other.yml", rendered, &cf), Ok(None));
+    assert_eq!(merge_output("etc/kubeadm.yml", rendered, &[]), Ok(None));
+    let merged = merge_output("etc/kubeadm.yml", rendered, &cf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged.text, cf[0]);
 }

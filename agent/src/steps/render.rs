@@ -21,7 +21,7 @@ use crate::fsutil;
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
 use installer_proto::event::{Event, StepError};
-use installer_proto::kubeadm::{self, KUBEADM_FILE};
+use installer_proto::kubeadm;
 use installer_proto::manifest::Entry;
 use installer_proto::plan::Plan;
 use installer_proto::rootfs::is_template;
@@ -82,14 +82,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
 /// The text to write for the template output `rel`: the rendered text, with the plan's
 /// kubeadm documents merged in for `etc/kubeadm.yml`.
 fn with_kubeadm(plan: &Plan, rel: &str, rendered: String) -> Result<String, StepError> {
-    if rel != KUBEADM_FILE || plan.kubeadm.is_empty() {
-        return Ok(rendered);
-    }
-    let merged = kubeadm::merge(Some(&rendered), &plan.kubeadm).map_err(|e| {
+    let merged = kubeadm::merge_output(rel, &rendered, &plan.kubeadm).map_err(|e| {
         step_err(format!(
             "{rel}: merging the Clusterfile's kubeadm documents into the text rendered from {rel}.tmpl: {e}"
         ))
     })?;
+    let Some(merged) = merged else {
+        return Ok(rendered);
+    };
     // The notes are the same on every host; the controller shows them once. Here they are
     // kept in the agent's log for whoever reads a host's side.
     for note in &merged.notes {

@@ -213,6 +213,22 @@ enum Out {
     },
 }
 
+/// What the template output `rel` (a rootfs path such as `etc/kubeadm.yml`) rendered to
+/// `rendered` becomes: `Ok(None)` when the kubeadm documents do not concern it (another
+/// file, or no documents) and `rendered` is written as it is, else the [`merge`]. The
+/// agent's render step and the controller's check before shipping both decide through
+/// this, so they cannot disagree on which file takes the documents.
+pub fn merge_output(
+    rel: &str,
+    rendered: &str,
+    clusterfile_docs: &[String],
+) -> Result<Option<Merged>, KubeadmError> {
+    if rel != KUBEADM_FILE || clusterfile_docs.is_empty() {
+        return Ok(None);
+    }
+    merge(Some(rendered), clusterfile_docs).map(Some)
+}
+
 /// Merges the Clusterfile's kubeadm documents (`clusterfile_docs`, one YAML document
 /// each, in file order) into `rootfs_yaml`, the rootfs's `etc/kubeadm.yml` as rendered for
 /// the host (`None` when there is none), by the rules of the module docs.
