@@ -200,19 +200,6 @@ fn read_clusterfile(clusterfile_docs: &[String]) -> Result<Vec<CfDoc>, KubeadmEr
     Ok(out)
 }
 
-/// One section of the output: kept text, or a document to write.
-enum Out {
-    Kept {
-        text: String,
-        own_marker: bool,
-    },
-    Doc {
-        comments: String,
-        kind: usize,
-        body: Mapping,
-    },
-}
-
 /// What the template output `rel` (a rootfs path such as `etc/kubeadm.yml`) rendered to
 /// `rendered` becomes: `Ok(None)` when the kubeadm documents do not concern it (another
 /// file, or no documents) and `rendered` is written as it is, else the [`merge`]. The
@@ -242,114 +229,160 @@ pub fn merge(
             notes: Vec::new(),
         });
     }
-    let mut ours: Vec<Option<CfDoc>> = read_clusterfile(clusterfile_docs)?
-        .into_iter()
-        .map(Some)
-        .collect();
-    let pieces = match rootfs_yaml {
-        Some(text) => docs::read(text, |line| Where::Rootfs { line })?,
-        None => Vec::new(),
+    let mut m = Merge {
+        ours: read_clusterfile(clusterfile_docs)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        notes: Vec::new(),
+        seen: [None; KINDS.len()],
+        group_version: Vec::new(),
+        out: Vec::new(),
     };
-    let mut notes = Vec::new();
-    let mut seen: [Option<usize>; KINDS.len()] = [None; KINDS.len()];
-    // The rootfs's version of each API group, for kinds only the Clusterfile has.
-    let mut group_version: Vec<(&str, String)> = Vec::new();
-    let mut out = Vec::with_capacity(pieces.len() + ours.len());
-    for piece in pieces {
-        let rootfs_doc = match &piece.value {
-            Some(Value::Mapping(m)) => kind_index(m).map(|k| (k, m)),
+    if let Some(text) = rootfs_yaml {
+        for piece in docs::read(text, |line| Where::Rootfs { line })? {
+            m.rootfs_piece(piece)?;
+        }
+    }
+    m.add_the_rest();
+    m.finish()
+}
+
+/// One section of the output: kept text, or a document to write.
+enum Out {
+    Kept {
+        text: String,
+        own_marker: bool,
+    },
+    Doc {
+        comments: String,
+        kind: usize,
+        body: Mapping,
+    },
+}
+
+/// The merge under way.
+struct Merge {
+    /// The Clusterfile's documents not merged yet.
+    ours: Vec<Option<CfDoc>>,
+    notes: Vec<String>,
+    /// The line of the rootfs's document of each kind, once seen.
+    seen: [Option<usize>; KINDS.len()],
+    /// The rootfs's apiVersion of each API group (its first document of the group), for
+    /// the kinds only the Clusterfile has.
+    group_version: Vec<(&'static str, String)>,
+    out: Vec<Out>,
+}
+
+impl Merge {
+    /// Takes one section of the rootfs file: kept as it is, or merged with the
+    /// Clusterfile's document of its kind.
+    fn rootfs_piece(&mut self, piece: docs::Piece) -> Result<(), KubeadmError> {
+        let docs::Piece {
+            text,
+            own_marker,
+            line,
+            value,
+        } = piece;
+        let kubeadm = match value {
+            Some(Value::Mapping(m)) => kind_index(&m).map(|kind| (kind, m)),
             _ => None,
         };
-        let Some((kind, theirs)) = rootfs_doc else {
-            out.push(Out::Kept {
-                text: piece.text,
-                own_marker: piece.own_marker,
-            });
-            continue;
+        let Some((kind, theirs)) = kubeadm else {
+            self.out.push(Out::Kept { text, own_marker });
+            return Ok(());
         };
-        let at = Where::Rootfs { line: piece.line };
-        if let Some(first) = seen[kind] {
+        let (name, group) = KINDS[kind];
+        let at = Where::Rootfs { line };
+        if let Some(first) = self.seen[kind] {
             return Err(KubeadmError::Duplicate {
-                kind: KINDS[kind].0.into(),
+                kind: name.into(),
                 first: Where::Rootfs { line: first },
                 second: at,
             });
         }
-        seen[kind] = Some(piece.line);
+        self.seen[kind] = Some(line);
         let their_version = theirs
             .get("apiVersion")
             .and_then(Value::as_str)
-            .unwrap_or("");
-        if !group_version.iter().any(|(g, _)| *g == KINDS[kind].1) {
-            group_version.push((KINDS[kind].1, their_version.to_string()));
+            .unwrap_or_default()
+            .to_string();
+        if !self.group_version.iter().any(|(g, _)| *g == group) {
+            self.group_version.push((group, their_version.clone()));
         }
-        let Some(mut doc) = ours
+        let ours = self
+            .ours
             .iter_mut()
             .find(|d| d.as_ref().is_some_and(|d| d.kind == kind))
-            .and_then(Option::take)
-        else {
-            out.push(Out::Kept {
-                text: piece.text,
-                own_marker: piece.own_marker,
-            });
-            continue;
+            .and_then(Option::take);
+        let Some(mut doc) = ours else {
+            self.out.push(Out::Kept { text, own_marker });
+            return Ok(());
         };
         if doc.api_version != their_version {
-            notes.push(format!(
-                "{}: {} says apiVersion {}, {at} says {their_version}; kept {their_version} (fields are merged as written, not converted)",
-                KINDS[kind].0, doc.at, doc.api_version
+            self.notes.push(format!(
+                "{name}: {} says apiVersion {}, {at} says {their_version}; kept {their_version} (fields are merged as written, not converted)",
+                doc.at, doc.api_version
             ));
         }
         // The rootfs's apiVersion and kind stay where they are.
         doc.body.shift_remove("apiVersion");
         doc.body.shift_remove("kind");
-        let theirs = theirs.clone();
-        let body = fields::merge_document(KINDS[kind].0, doc.body, theirs, &mut notes);
-        out.push(Out::Doc {
-            comments: docs::leading_comments(&piece.text),
+        let body = fields::merge_document(name, doc.body, theirs, &mut self.notes);
+        self.out.push(Out::Doc {
+            comments: docs::leading_comments(&text),
             kind,
             body,
         });
+        Ok(())
     }
-    let mut added: Vec<CfDoc> = ours.into_iter().flatten().collect();
-    added.sort_by_key(|d| d.kind);
-    for mut doc in added {
-        let group = KINDS[doc.kind].1;
-        if let Some((_, version)) = group_version.iter().find(|(g, _)| *g == group)
-            && *version != doc.api_version
-        {
-            notes.push(format!(
-                "{}: {} says apiVersion {}, written as {version} like the other {group} documents of {KUBEADM_FILE} (fields are not converted)",
-                KINDS[doc.kind].0, doc.at, doc.api_version
-            ));
-            doc.body
-                .insert("apiVersion".into(), Value::String(version.clone()));
-        }
-        out.push(Out::Doc {
-            comments: String::new(),
-            kind: doc.kind,
-            body: doc.body,
-        });
-    }
-    let mut sections = Vec::with_capacity(out.len());
-    for section in out {
-        sections.push(match section {
-            Out::Kept { text, own_marker } => (text, own_marker),
-            Out::Doc {
-                comments,
-                kind,
-                body,
-            } => {
-                let yaml = yaml_serde::to_string(&body).map_err(|e| KubeadmError::Write {
-                    kind: KINDS[kind].0.into(),
-                    reason: e.to_string(),
-                })?;
-                (comments + &yaml, false)
+
+    /// Adds the kinds the rootfs file lacks, in sealer's order, each with the apiVersion
+    /// of the rootfs's documents of its group when there are any.
+    fn add_the_rest(&mut self) {
+        let mut added: Vec<CfDoc> = self.ours.drain(..).flatten().collect();
+        added.sort_by_key(|d| d.kind);
+        for mut doc in added {
+            let (name, group) = KINDS[doc.kind];
+            if let Some((_, version)) = self.group_version.iter().find(|(g, _)| *g == group)
+                && *version != doc.api_version
+            {
+                self.notes.push(format!(
+                    "{name}: {} says apiVersion {}, written as {version} like the other {group} documents of {KUBEADM_FILE} (fields are not converted)",
+                    doc.at, doc.api_version
+                ));
+                doc.body
+                    .insert("apiVersion".into(), Value::String(version.clone()));
             }
-        });
+            self.out.push(Out::Doc {
+                comments: String::new(),
+                kind: doc.kind,
+                body: doc.body,
+            });
+        }
     }
-    Ok(Merged {
-        text: docs::write(sections.iter().map(|(t, m)| (t.as_str(), *m))),
-        notes,
-    })
+
+    fn finish(self) -> Result<Merged, KubeadmError> {
+        let mut sections = Vec::with_capacity(self.out.len());
+        for section in self.out {
+            sections.push(match section {
+                Out::Kept { text, own_marker } => (text, own_marker),
+                Out::Doc {
+                    comments,
+                    kind,
+                    body,
+                } => {
+                    let yaml = yaml_serde::to_string(&body).map_err(|e| KubeadmError::Write {
+                        kind: KINDS[kind].0.into(),
+                        reason: e.to_string(),
+                    })?;
+                    (comments + &yaml, false)
+                }
+            });
+        }
+        Ok(Merged {
+            text: docs::write(sections.iter().map(|(t, m)| (t.as_str(), *m))),
+            notes: self.notes,
+        })
+    }
 }
