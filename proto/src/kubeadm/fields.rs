@@ -11,8 +11,10 @@
 //!   behaviour, surprising as it is (`serializeImagePulls: false` does not turn off a
 //!   rootfs's `true`), so each such case is reported as a note;
 //! - the one exception is `ClusterConfiguration.apiServer.certSANs`: both lists are joined,
-//!   the Clusterfile's first, duplicates dropped (sealer's `LoadFromClusterfile` and
-//!   `Merge` join them before mergo runs).
+//!   the Clusterfile's first, duplicates dropped, as sealer's `LoadFromClusterfile` and
+//!   `Merge` join them before mergo runs. (In between, sealer's `NewKubeadmConfig` sets
+//!   the list to SANs of its own making, which drops the Clusterfile's; that looks
+//!   unintended and is not copied: the user's names are kept.)
 
 use yaml_serde::{Mapping, Value};
 

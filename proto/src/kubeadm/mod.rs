@@ -9,7 +9,7 @@
 //! - Kinds: `InitConfiguration`, `ClusterConfiguration`, `JoinConfiguration`
 //!   (`kubeadm.k8s.io/<version>`), `KubeletConfiguration` (`kubelet.config.k8s.io/…`),
 //!   `KubeProxyConfiguration` (`kubeproxy.config.k8s.io/…`) — sealer's five. Per kind,
-//!   the Clusterfile's document is merged over the rootfs's as [`fields`] describes.
+//!   the Clusterfile's document is merged over the rootfs's field by field (`fields.rs`).
 //! - A kind only the Clusterfile has is added, after the rootfs's documents, in sealer's
 //!   writing order (Init, Cluster, Kubelet, KubeProxy, Join). sealer would also fill it
 //!   from its built-in defaults (kubeadm v1.19-era values such as the dockershim socket);
@@ -30,6 +30,13 @@
 //!   file is missing; the plan refuses kubeadm documents for a rootfs without
 //!   `etc/kubeadm.yml.tmpl` before anything runs (`plan::Plan::validate`).
 //! - No Clusterfile documents: the rootfs text, unchanged.
+//!
+//! What sealer does around the merge is its kubeadm runtime's, not the merge's, and is
+//! not copied: it overwrites some fields with its own values between the two sides
+//! (`controlPlaneEndpoint`, `localAPIEndpoint.advertiseAddress`, `cgroupDriver`, the
+//! `etcd-servers` argument, a VIP in `ipvs.excludeCIDRs`) and fills defaults afterwards
+//! (`dnsDomain`, `imageRepository`, a bootstrap token). Here the rootfs's template gives
+//! such host values from the env, and a value the Clusterfile sets is kept.
 
 mod docs;
 mod fields;
