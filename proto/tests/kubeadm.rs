@@ -62,6 +62,11 @@ fn without_a_rootfs_file_the_clusterfile_documents_stand_alone() {
 }
 
 #[test]
+fn the_e2e_fixture_takes_a_pod_subnet_and_keeps_the_rest() {
+    golden("e2e-fixture");
+}
+
+#[test]
 fn every_case_directory_has_a_test() {
     let mut cases: Vec<String> = fs::read_dir(dir(""))
         .unwrap()
@@ -70,7 +75,13 @@ fn every_case_directory_has_a_test() {
     cases.sort();
     assert_eq!(
         cases,
-        ["added-kinds", "basefs", "no-rootfs-file", "zero-values"]
+        [
+            "added-kinds",
+            "basefs",
+            "e2e-fixture",
+            "no-rootfs-file",
+            "zero-values"
+        ]
     );
 }
 
