@@ -204,6 +204,50 @@ fn a_docker_archive_resolves_with_its_env() {
     let r = resolve("saved.tar", site.path(), cache.path());
     assert_eq!(snapshot(r.dir()), expected());
     assert_eq!(r.image_env().base, env_of(ENV));
+
+    // Docker 25's names: config and layers under blobs/sha256/ (no oci-layout here, so
+    // manifest.json is what is read).
+    let mut renamed = Layout::default();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&docker.files["manifest.json"]).unwrap();
+    let mut manifest = manifest;
+    let mut move_blob = |old: &str| {
+        let bytes = docker.files[old].clone();
+        let rel = Layout::default().blob("", bytes.clone()).rel();
+        renamed.files.insert(rel.clone(), bytes);
+        rel
+    };
+    let config = move_blob(manifest[0]["Config"].as_str().unwrap());
+    manifest[0]["Config"] = config.into();
+    for layer in manifest[0]["Layers"].as_array_mut().unwrap() {
+        // The blob of a layer is its uncompressed tar, so its digest is its diff_id; the
+        // gzip layer here is checked by its diff_id all the same.
+        *layer = move_blob(layer.as_str().unwrap()).into();
+    }
+    renamed.files.insert(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    fs::write(site.path().join("new.tar"), renamed.tar("")).unwrap();
+    let r = resolve("new.tar", site.path(), cache.path());
+    assert_eq!(snapshot(r.dir()), expected());
+}
+
+#[test]
+fn an_image_archive_an_earlier_version_unpacked_as_a_plain_tree_becomes_an_image() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let layout = oci_layout();
+    let bytes = layout.tar("");
+    fs::write(site.path().join("image.tar"), &bytes).unwrap();
+    let sha = installer_proto::manifest::sha256_bytes(&bytes);
+    layout.write_to(&cache.path().join("rootfs").join(&sha));
+    let r = resolve("image.tar", site.path(), cache.path());
+    assert_eq!(snapshot(r.dir()), expected());
+    assert_eq!(
+        cache_entries(cache.path()),
+        [sha.clone(), format!("image-{sha}")]
+    );
 }
 
 #[test]
