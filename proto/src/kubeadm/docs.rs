@@ -40,7 +40,7 @@ fn bare_marker_rest(line: &str) -> Option<&str> {
 /// directive (`%YAML`), not a document end (`...`).
 fn is_content(line: &str) -> bool {
     let t = line.trim();
-    !(t.is_empty() || t.starts_with('#') || line.starts_with('%') || t == "...")
+    !(t.is_empty() || t.starts_with('#') || line.starts_with('%') || line.trim_end() == "...")
 }
 
 /// Splits `text` into its sections and parses each that has content. The parser is given
