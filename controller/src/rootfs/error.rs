@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub enum RootfsError {
     /// `spec.image` names nothing.
     #[error(
-        "spec.image {image:?}: {} does not exist; give a rootfs directory or a .tar, .tar.gz or .tar.zst of one (relative paths are relative to the Clusterfile's directory)",
+        "spec.image {image:?}: {} does not exist; give a rootfs directory or a .tar, .tar.gz or .tar.zst of one, or a ClusterImage as an OCI image layout directory or an OCI or docker archive (relative paths are relative to the Clusterfile's directory)",
         path.display()
     )]
     NotFound {

@@ -81,7 +81,7 @@ fn directory_image_relative_to_the_clusterfile() {
     assert_eq!(
         err,
         format!(
-            "spec.image \"nope\": {}/nope does not exist; give a rootfs directory or a .tar, .tar.gz or .tar.zst of one (relative paths are relative to the Clusterfile's directory)",
+            "spec.image \"nope\": {}/nope does not exist; give a rootfs directory or a .tar, .tar.gz or .tar.zst of one, or a ClusterImage as an OCI image layout directory or an OCI or docker archive (relative paths are relative to the Clusterfile's directory)",
             site.path().display()
         )
     );
