@@ -99,9 +99,16 @@ pub async fn with_agents(
 ) -> RunResult {
     let preflight = Preflight::checking(inputs.clone());
     let hosts = run.phase(preflight, hosts).await?;
-    if let Err(problems) = render_check::check(inputs, &hosts, &opts.timeouts).await {
-        run.close(hosts).await;
-        return Err(Failure::BadInput(anyhow::anyhow!(problems)));
+    match render_check::check(inputs, &hosts, &opts.timeouts).await {
+        Ok(notes) => {
+            for message in notes {
+                run.ctx.reporter.emit(RunEvent::Warning { message });
+            }
+        }
+        Err(problems) => {
+            run.close(hosts).await;
+            return Err(Failure::BadInput(anyhow::anyhow!(problems)));
+        }
     }
     ship_and_steps(run, inputs, hosts, opts).await
 }

@@ -88,6 +88,12 @@ impl Cluster {
 
     /// [`Cluster::new`] with `layers` (overlay directories) over the fixture.
     fn with_layers(hosts: usize, layers: Vec<PathBuf>) -> Cluster {
+        Cluster::custom(hosts, layers, "")
+    }
+
+    /// [`Cluster::with_layers`] with `docs` (YAML documents, each starting with `---`)
+    /// after the Cluster in the Clusterfile.
+    fn custom(hosts: usize, layers: Vec<PathBuf>, docs: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ips: Vec<String> = (1..=hosts).map(|i| format!("10.0.0.{i}")).collect();
         let mut text = format!(
@@ -101,6 +107,7 @@ impl Cluster {
                 ips[1..].join(", ")
             );
         }
+        text += docs;
         let cf = clusterfile::parse_with_env("Clusterfile", &text, &|_| None).unwrap();
         let cache = dir.path().join("cache");
         let rootfs =

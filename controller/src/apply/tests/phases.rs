@@ -203,3 +203,32 @@ async fn a_failed_registry_host_keeps_the_others_at_the_registry_barrier() {
     let order = std::fs::read_to_string(cluster.root(1).join("var/lib/fixture/order")).unwrap();
     assert!(!order.contains("init-kube"), "{order}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeadm_merge_that_would_fail_on_the_host_stops_the_run_before_shipping() {
+    // The rootfs's kubeadm.yml names ClusterConfiguration twice, which kubeadm refuses:
+    // merging the Clusterfile's ClusterConfiguration into it cannot work.
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(overlay.path().join("etc")).unwrap();
+    std::fs::write(
+        overlay.path().join("etc/kubeadm.yml.tmpl"),
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n",
+    )
+    .unwrap();
+    let docs = "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 100.64.0.0/10\n";
+    let cluster = Cluster::custom(1, vec![overlay.path().to_path_buf()], docs);
+    let before = snapshot(cluster.root(0));
+    let Err(failure) = cluster.try_apply(false).await else {
+        panic!("a failing kubeadm merge was not caught before shipping");
+    };
+    let message = failure.to_string();
+    assert!(
+        message.starts_with("etc/kubeadm.yml: ") && message.contains("ClusterConfiguration"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("(on {})", cluster.ip(0))),
+        "{message}"
+    );
+    assert_eq!(snapshot(cluster.root(0)), before);
+}
