@@ -4,6 +4,10 @@
 //! would build more text than a render may (kept out of the mutation test, which would
 //! render each of them hundreds of times). Plus: no input makes the parser hang or panic,
 //! and no template makes a render take the host's memory or time.
+//!
+//! Against Go itself (see `templates/go/` and `scripts/template-goldens.sh`): the
+//! hand-written cases of `go/cases.txt` and a generated corpus of random templates must
+//! render as Go 1.19's `text/template` rendered them, and fail where Go failed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -12,6 +16,9 @@ use installer_proto::template::{MAX_TEXT, Template, render};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+#[path = "templates/go/mod.rs"]
+mod go;
 
 fn dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

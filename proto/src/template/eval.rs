@@ -1,36 +1,58 @@
 //! Renders the tree against a host's env. Env values are strings; lists come from
-//! `splitList`. An undefined key is a value that is false in conditions and `eq`/`ne`
-//! compare as "", and an error anywhere it would be printed or transformed.
+//! `splitList` and `slice`. An undefined key is a value that is false in conditions and
+//! `eq`/`ne` compare as "", and an error anywhere it would be printed or transformed.
 
 use super::error::{Pos, TemplateError};
-use super::funcs;
+use super::funcs::{self, Ctx};
 use super::limits::{self, MAX_TEXT, Meter};
-use super::parser::{Arg, Command, Node, Pipeline};
+use super::parser::{Arg, Command, Defs, Node, Pipeline};
+use super::printf;
 use super::value::Value;
+use super::verbs::FmtError;
 use crate::env::Env;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// How deep blocks may nest at run time, across template calls: each template is bounded
+/// by the parser, but a template may call itself.
+const MAX_RUN_DEPTH: usize = 200;
+
+/// The key an undefined dot is named by: the dot of a template called without data.
+const NO_DATA: &str = "<no data>";
+
+/// How a run of nodes ended.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
 
 pub(super) struct Eval<'a> {
     pub name: &'a str,
     pub env: &'a Env,
     pub out: String,
+    defs: &'a Defs,
     vars: Vec<(String, Value)>,
     /// Env values already turned into shared strings, so a key read in a loop is copied once.
     fields: HashMap<String, Arc<str>>,
     /// Steps and text built so far (see [`limits`]).
     meter: Meter,
+    depth: usize,
 }
 
 impl<'a> Eval<'a> {
-    pub(super) fn new(name: &'a str, env: &'a Env) -> Eval<'a> {
+    pub(super) fn new(name: &'a str, env: &'a Env, defs: &'a Defs) -> Eval<'a> {
         Eval {
             name,
             env,
             out: String::new(),
-            vars: Vec::new(),
+            defs,
+            // `$` is the data: the env.
+            vars: vec![(String::new(), Value::Env)],
             fields: HashMap::new(),
             meter: Meter::default(),
+            depth: 0,
         }
     }
 
@@ -38,87 +60,150 @@ impl<'a> Eval<'a> {
         TemplateError::at(self.name, pos, message)
     }
 
-    pub(super) fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            meter: &mut self.meter,
+            env: self.env,
+            fields: &mut self.fields,
+        }
+    }
+
+    pub(super) fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, TemplateError> {
+        self.depth += 1;
+        if self.depth > MAX_RUN_DEPTH {
+            let pos = first_pos(nodes);
+            return Err(self.err(pos, format!("blocks and template calls nest deeper than {MAX_RUN_DEPTH} levels; does a template call itself without end?")));
+        }
         let mark = self.vars.len();
+        let mut flow = Flow::Normal;
         for node in nodes {
-            self.meter
-                .steps(1)
-                .map_err(|m| self.err(Pos { line: 1, col: 1 }, m))?;
-            match node {
-                Node::Text(t, pos) => self.emit(t, *pos)?,
-                Node::Print(p) => {
-                    let v = self.pipeline(p, dot)?;
-                    if p.decl.is_empty() {
-                        self.print(&v, p.pos)?;
-                    }
-                }
-                Node::If {
-                    branches,
-                    otherwise,
-                } => {
-                    let mut done = false;
-                    for (cond, body) in branches {
-                        if self.pipeline(cond, dot)?.truthy() {
-                            self.nodes(body, dot)?;
-                            done = true;
-                            break;
-                        }
-                    }
-                    if !done {
-                        self.nodes(otherwise, dot)?;
-                    }
-                }
-                Node::Block {
-                    range: false,
-                    pipe,
-                    body,
-                    otherwise,
-                } => {
-                    let v = self.pipeline(pipe, dot)?;
-                    if v.truthy() {
-                        self.nodes(body, &v)?;
-                    } else {
-                        self.nodes(otherwise, dot)?;
-                    }
-                }
-                Node::Block {
-                    range: true,
-                    pipe,
-                    body,
-                    otherwise,
-                } => {
-                    let v = self.range_value(pipe, dot)?;
-                    let items = match v {
-                        Value::List(items) => items,
-                        Value::Missing(_) => Arc::from(Vec::new()),
-                        other => {
-                            return Err(self.err(
-                                pipe.pos,
-                                format!("range needs a list, got {}; make one with `splitList \",\" .Key`", other.preview()),
-                            ));
-                        }
-                    };
-                    if items.is_empty() {
-                        self.nodes(otherwise, dot)?;
-                    }
-                    for (i, item) in items.iter().enumerate() {
-                        let mark = self.vars.len();
-                        match pipe.decl.as_slice() {
-                            [v] => self.vars.push((v.clone(), item.clone())),
-                            [k, v] => {
-                                self.vars.push((k.clone(), Value::Int(i as i64)));
-                                self.vars.push((v.clone(), item.clone()));
-                            }
-                            _ => {}
-                        }
-                        self.nodes(body, item)?;
-                        self.vars.truncate(mark);
-                    }
-                }
+            flow = self.node(node, dot)?;
+            if flow != Flow::Normal {
+                break;
             }
         }
         self.vars.truncate(mark);
-        Ok(())
+        self.depth -= 1;
+        Ok(flow)
+    }
+
+    fn node(&mut self, node: &Node, dot: &Value) -> Result<Flow, TemplateError> {
+        self.meter
+            .steps(1)
+            .map_err(|m| self.err(Pos { line: 1, col: 1 }, m))?;
+        match node {
+            Node::Text(t, pos) => self.emit(t, *pos)?,
+            Node::Print(p) => {
+                let v = self.pipeline(p, dot)?;
+                if p.decl.is_empty() {
+                    self.print(&v, p.pos)?;
+                }
+            }
+            Node::If {
+                branches,
+                otherwise,
+            } => {
+                for (cond, body) in branches {
+                    if self.pipeline(cond, dot)?.truthy() {
+                        return self.nodes(body, dot);
+                    }
+                }
+                return self.nodes(otherwise, dot);
+            }
+            Node::Block {
+                range: false,
+                pipe,
+                body,
+                otherwise,
+            } => {
+                let v = self.pipeline(pipe, dot)?;
+                return if v.truthy() {
+                    self.nodes(body, &v)
+                } else {
+                    self.nodes(otherwise, dot)
+                };
+            }
+            Node::Block {
+                range: true,
+                pipe,
+                body,
+                otherwise,
+            } => return self.range(pipe, body, otherwise, dot),
+            Node::Call { name, pipe, pos } => {
+                let Some(body) = self.defs.get(name) else {
+                    return Err(self.err(*pos, format!("no template named {name:?} is defined; define it with {{{{ define {name:?} }}}}…{{{{ end }}}}")));
+                };
+                let data = match pipe {
+                    Some(p) => self.pipeline(p, dot)?,
+                    None => Value::Missing(NO_DATA.to_string()),
+                };
+                // A called template sees only its own `$`: its data.
+                let vars = std::mem::replace(&mut self.vars, vec![(String::new(), data.clone())]);
+                let r = self.nodes(body, &data);
+                self.vars = vars;
+                r?;
+            }
+            Node::Break => return Ok(Flow::Break),
+            Node::Continue => return Ok(Flow::Continue),
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn range(
+        &mut self,
+        pipe: &Pipeline,
+        body: &[Node],
+        otherwise: &[Node],
+        dot: &Value,
+    ) -> Result<Flow, TemplateError> {
+        let v = self.range_value(pipe, dot)?;
+        // (key or index, element)
+        let items: Vec<(Value, Value)> = match v {
+            Value::List(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (Value::Int(i as i64), item.clone()))
+                .collect(),
+            // A map ranges in key order, as Go's does.
+            Value::Env => {
+                let mut items = Vec::with_capacity(self.env.len());
+                for key in self.env.keys() {
+                    let value = self.ctx().lookup(key).map_err(|m| self.err(pipe.pos, m))?;
+                    items.push((Value::Str(Arc::from(key.as_str())), value));
+                }
+                items
+            }
+            Value::Missing(_) | Value::Nil => Vec::new(),
+            other => {
+                return Err(self.err(
+                    pipe.pos,
+                    format!(
+                        "range can't iterate over {}; make a list with `splitList \",\" .Key`",
+                        other.preview()
+                    ),
+                ));
+            }
+        };
+        if items.is_empty() {
+            return self.nodes(otherwise, dot);
+        }
+        for (key, item) in items {
+            let mark = self.vars.len();
+            match pipe.decl.as_slice() {
+                [v] => self.vars.push((v.clone(), item.clone())),
+                [k, v] => {
+                    self.vars.push((k.clone(), key));
+                    self.vars.push((v.clone(), item.clone()));
+                }
+                _ => {}
+            }
+            let flow = self.nodes(body, &item);
+            self.vars.truncate(mark);
+            if flow? == Flow::Break {
+                break;
+            }
+        }
+        Ok(Flow::Normal)
     }
 
     /// Appends `text` to the output, unless that would pass [`MAX_TEXT`]. The output's
@@ -137,20 +222,28 @@ impl<'a> Eval<'a> {
         Ok(())
     }
 
-    /// Prints a value: its size is checked before a list's text is built.
+    /// Prints a value as Go's `{{ }}` does; a string's size is checked before it is copied,
+    /// and other values are formatted within the limit.
     fn print(&mut self, v: &Value, pos: Pos) -> Result<(), TemplateError> {
         match v {
+            Value::Missing(key) if key == NO_DATA => Err(self.err(
+                pos,
+                "this template was called without data, so `.` is undefined; pass it some: {{ template \"name\" . }}",
+            )),
             Value::Missing(key) => Err(self.err(
                 pos,
                 format!("undefined key {key:?}: define it in spec.env or the host's env, or write {{{{ or .{key} \"default\" }}}}"),
             )),
-            Value::Env => Err(self.err(pos, "cannot print `.` (the whole env); print a key such as .HostIP")),
+            Value::Str(s) => self.emit(&s.clone(), pos),
             other => {
-                let size = self.out.len().saturating_add(limits::text_len(other));
-                if size > MAX_TEXT {
-                    return Err(self.err(pos, limits::output_too_big(size)));
-                }
-                self.emit(&other.text(), pos)
+                let text = printf::sprint(self.env, std::slice::from_ref(other)).map_err(|e| {
+                    let size = match e {
+                        FmtError::Full => MAX_TEXT + 1,
+                        FmtError::Unsupported(_) => 0,
+                    };
+                    self.err(pos, limits::output_too_big(self.out.len().saturating_add(size)))
+                })?;
+                self.emit(&text, pos)
             }
         }
     }
@@ -192,6 +285,9 @@ impl<'a> Eval<'a> {
     ) -> Result<Value, TemplateError> {
         let (head, pos) = &cmd.args[0];
         if let Arg::Func(name) = head {
+            if name == "and" || name == "or" {
+                return self.and_or(name, cmd, dot, piped);
+            }
             let mut args = Vec::with_capacity(cmd.args.len());
             for (a, p) in &cmd.args[1..] {
                 args.push((self.arg(a, *p, dot)?, *p));
@@ -199,7 +295,7 @@ impl<'a> Eval<'a> {
             if let Some(v) = piped {
                 args.push((v, *pos));
             }
-            return funcs::call(name, &args, &mut self.meter)
+            return funcs::call(name, &args, &mut self.ctx())
                 .map_err(|(p, m)| self.err(p.unwrap_or(*pos), m));
         }
         if cmd.args.len() > 1 {
@@ -214,38 +310,97 @@ impl<'a> Eval<'a> {
         self.arg(head, *pos, dot)
     }
 
+    /// `and`/`or`: operands are evaluated in order up to the one that decides, which is the
+    /// result (a piped value, already evaluated, comes last).
+    fn and_or(
+        &mut self,
+        name: &str,
+        cmd: &Command,
+        dot: &Value,
+        piped: Option<Value>,
+    ) -> Result<Value, TemplateError> {
+        let (_, pos) = &cmd.args[0];
+        if cmd.args.len() == 1 && piped.is_none() {
+            return Err(self.err(
+                *pos,
+                format!("wrong number of args for {name}: want at least 1 got 0"),
+            ));
+        }
+        let decides = |v: &Value| v.truthy() == (name == "or");
+        let mut last = None;
+        for (a, p) in &cmd.args[1..] {
+            let v = self.arg(a, *p, dot)?;
+            if decides(&v) {
+                return Ok(v);
+            }
+            last = Some(v);
+        }
+        // There was an operand or a piped value (checked above).
+        Ok(piped.or(last).unwrap_or(Value::Bool(false)))
+    }
+
     fn arg(&mut self, a: &Arg, pos: Pos, dot: &Value) -> Result<Value, TemplateError> {
         Ok(match a {
             Arg::Dot => dot.clone(),
             Arg::Field(key) => self.field(key, pos)?,
-            Arg::Var(name) if name.is_empty() => Value::Env,
-            Arg::Var(name) => match self.vars.iter().rev().find(|(n, _)| n == name) {
-                Some((_, v)) => v.clone(),
-                None => return Err(self.err(pos, format!("undefined variable ${name}"))),
-            },
+            Arg::Var(name) => self.var(name, pos)?,
+            Arg::VarField(name, path) => {
+                let mut v = self.var(name, pos)?;
+                for f in path {
+                    v = match v {
+                        Value::Env => self.field(f, pos)?,
+                        other => {
+                            return Err(self.err(
+                                pos,
+                                format!(
+                                    "can't evaluate field {f} in type {}: only the env has fields",
+                                    other.type_name()
+                                ),
+                            ));
+                        }
+                    };
+                }
+                v
+            }
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(n) => Value::Int(*n),
+            Arg::Float(x) => Value::Float(*x),
+            Arg::Nil => Value::Nil,
             Arg::Bool(b) => Value::Bool(*b),
-            Arg::Func(name) => funcs::call(name, &[], &mut self.meter)
+            Arg::Func(name) if name == "and" || name == "or" => {
+                return Err(self.err(
+                    pos,
+                    format!("wrong number of args for {name}: want at least 1 got 0"),
+                ));
+            }
+            Arg::Func(name) => funcs::call(name, &[], &mut self.ctx())
                 .map_err(|(p, m)| self.err(p.unwrap_or(pos), m))?,
             Arg::Sub(p) => self.pipeline(p, dot)?,
         })
     }
 
+    fn var(&self, name: &str, pos: Pos) -> Result<Value, TemplateError> {
+        match self.vars.iter().rev().find(|(n, _)| n == name) {
+            Some((_, v)) => Ok(v.clone()),
+            None => Err(self.err(pos, format!("undefined variable ${name}"))),
+        }
+    }
+
     /// `.Key` names the env everywhere, also inside with/range where `.` is a value: env
     /// values are strings and have no fields of their own (the parser refuses `.A.B`).
     fn field(&mut self, key: &str, pos: Pos) -> Result<Value, TemplateError> {
-        if let Some(v) = self.fields.get(key) {
-            return Ok(Value::Str(v.clone()));
-        }
-        let Some(v) = self.env.get(key) else {
-            return Ok(Value::Missing(key.to_string()));
-        };
-        self.meter
-            .build(&format!("reading .{key}"), v.len())
-            .map_err(|m| self.err(pos, m))?;
-        let shared: Arc<str> = Arc::from(v.as_str());
-        self.fields.insert(key.to_string(), shared.clone());
-        Ok(Value::Str(shared))
+        self.ctx().lookup(key).map_err(|m| self.err(pos, m))
     }
+}
+
+/// Where a run of nodes starts, for an error about the run as a whole.
+fn first_pos(nodes: &[Node]) -> Pos {
+    nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Text(_, p) | Node::Call { pos: p, .. } => Some(*p),
+            Node::Print(p) => Some(p.pos),
+            _ => None,
+        })
+        .unwrap_or(Pos { line: 1, col: 1 })
 }

@@ -1,15 +1,21 @@
-//! The functions templates may call: sealer's logic and comparison forms, base64, and a few
-//! string helpers its rootfs trees use. Logic functions accept undefined keys (they are
-//! false / ""); every other function refuses them, so a typo cannot vanish into output.
+//! The functions templates may call: Go's builtins (`builtins`, `compare`; `and`/`or`
+//! short-circuit in `eval`) and ours: sprig's `default`, base64, and the string helpers
+//! sealer's rootfs trees use. Logic functions accept undefined keys (they are false / "");
+//! every other function refuses them, so a typo cannot vanish into output.
 //!
 //! A function that builds text first works out how large the result will be (or builds it
 //! in a [`Capped`] string) and asks the [`Meter`], so an oversized result is refused before
 //! it is allocated; reading its arguments costs steps.
 
+use super::builtins;
+use super::compare;
 use super::error::Pos;
 use super::limits::{Capped, ITEM_OVERHEAD, Meter, text_len, too_big};
+use super::quote::quote;
 use super::value::Value;
+use crate::env::Env;
 use base64::Engine;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -17,7 +23,7 @@ use std::sync::Arc;
 pub(super) type CallError = (Option<Pos>, String);
 
 /// The supported function names, for error messages.
-pub(super) const NAMES: &str = "and, or, not, eq, ne, lt, gt, len, default, b64enc, b64dec, printf, print, quote, squote, trim, upper, lower, replace, contains, hasPrefix, hasSuffix, splitList, join, toString";
+pub(super) const NAMES: &str = "and, or, not, eq, ne, lt, le, gt, ge, len, index, slice, print, printf, println, html, js, urlquery, default, b64enc, b64dec, quote, squote, trim, upper, lower, replace, contains, hasPrefix, hasSuffix, splitList, join, toString";
 
 /// Whether `name` is a function templates may call.
 pub(super) fn is_known(name: &str) -> bool {
@@ -26,7 +32,36 @@ pub(super) fn is_known(name: &str) -> bool {
 
 /// The message for a call of a function templates may not use.
 pub(super) fn unknown(name: &str) -> String {
+    if name == "call" {
+        return "function \"call\" is not supported: the env holds strings, there are no functions to call; supported: ".to_string() + NAMES;
+    }
     format!("unknown function {name:?}; supported: {NAMES}")
+}
+
+/// What a function may use beside its arguments: the render's meter and the env.
+pub(super) struct Ctx<'a> {
+    /// Steps and text built so far.
+    pub meter: &'a mut Meter,
+    /// The host's env.
+    pub env: &'a Env,
+    /// Env values already turned into shared strings, so a key read in a loop is copied once.
+    pub fields: &'a mut HashMap<String, Arc<str>>,
+}
+
+impl Ctx<'_> {
+    /// The env's value of `key`, or `Missing`.
+    pub(super) fn lookup(&mut self, key: &str) -> Result<Value, String> {
+        if let Some(v) = self.fields.get(key) {
+            return Ok(Value::Str(v.clone()));
+        }
+        let Some(v) = self.env.get(key) else {
+            return Ok(Value::Missing(key.to_string()));
+        };
+        self.meter.build(&format!("reading {key:?}"), v.len())?;
+        let shared: Arc<str> = Arc::from(v.as_str());
+        self.fields.insert(key.to_string(), shared.clone());
+        Ok(Value::Str(shared))
+    }
 }
 
 fn defined(args: &[(Value, Pos)]) -> Result<(), CallError> {
@@ -41,22 +76,70 @@ fn defined(args: &[(Value, Pos)]) -> Result<(), CallError> {
     Ok(())
 }
 
-fn arity(name: &str, args: &[(Value, Pos)], n: usize) -> Result<(), CallError> {
-    if args.len() != n {
+/// Checks that a function got `want` arguments.
+pub(super) fn arity(name: &str, got: usize, want: usize) -> Result<(), CallError> {
+    if got != want {
         return Err((
             None,
-            format!("{name} takes {n} argument(s), got {}", args.len()),
+            format!("wrong number of args for {name}: want {want} got {got}"),
         ));
     }
     Ok(())
 }
 
-fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(n) => Some(*n),
-        Value::Str(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+/// Calls `name` with `args` (a piped value comes last), counting its cost on the meter.
+pub(super) fn call(
+    name: &str,
+    args: &[(Value, Pos)],
+    ctx: &mut Ctx<'_>,
+) -> Result<Value, CallError> {
+    let given = args
+        .iter()
+        .map(|(v, _)| text_len(v))
+        .fold(0, usize::saturating_add);
+    ctx.meter.read(given).map_err(|m| (None, m))?;
+    let values = || args.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>();
+    Ok(match name {
+        // Evaluated lazily by `eval`; here only when named without operands.
+        "and" | "or" => {
+            let Some(last) = args.last() else {
+                return Err((
+                    None,
+                    format!("wrong number of args for {name}: want at least 1 got 0"),
+                ));
+            };
+            let decides = |v: &Value| v.truthy() == (name == "or");
+            args.iter()
+                .find(|(v, _)| decides(v))
+                .unwrap_or(last)
+                .0
+                .clone()
+        }
+        "eq" => Value::Bool(compare::eq(&values()).map_err(|m| (None, m))?),
+        "ne" => Value::Bool(compare::ordered(name, &values()).map_err(|m| (None, m))?),
+        "lt" | "le" | "gt" | "ge" => {
+            defined(args)?;
+            Value::Bool(compare::ordered(name, &values()).map_err(|m| (None, m))?)
+        }
+        "not" => builtins::call(name, &values(), ctx)?,
+        "default" => {
+            // sprig's order: `default "x" .Key` or `.Key | default "x"`.
+            arity(name, args.len(), 2)?;
+            if args[1].0.truthy() {
+                args[1].0.clone()
+            } else {
+                args[0].0.clone()
+            }
+        }
+        _ if builtins::is_builtin(name) => {
+            defined(args)?;
+            builtins::call(name, &values(), ctx)?
+        }
+        _ => {
+            defined(args)?;
+            plain(name, args, ctx.meter)?
+        }
+    })
 }
 
 /// A string result, once the meter has allowed its size.
@@ -65,92 +148,12 @@ fn built(name: &str, meter: &mut Meter, text: String) -> Result<Value, CallError
     Ok(Value::Str(Arc::from(text)))
 }
 
-/// Calls `name` with `args` (a piped value comes last), counting its cost on `meter`.
-pub(super) fn call(
-    name: &str,
-    args: &[(Value, Pos)],
-    meter: &mut Meter,
-) -> Result<Value, CallError> {
-    let given = args
-        .iter()
-        .map(|(v, _)| text_len(v))
-        .fold(0, usize::saturating_add);
-    meter.read(given).map_err(|m| (None, m))?;
-    let s = |k: usize| args[k].0.text();
-    Ok(match name {
-        "and" => {
-            if args.is_empty() {
-                return Err((None, "and needs arguments".into()));
-            }
-            args.iter()
-                .find(|(v, _)| !v.truthy())
-                .unwrap_or(&args[args.len() - 1])
-                .0
-                .clone()
-        }
-        "or" => {
-            if args.is_empty() {
-                return Err((None, "or needs arguments".into()));
-            }
-            args.iter()
-                .find(|(v, _)| v.truthy())
-                .unwrap_or(&args[args.len() - 1])
-                .0
-                .clone()
-        }
-        "not" => {
-            arity(name, args, 1)?;
-            Value::Bool(!args[0].0.truthy())
-        }
-        "eq" => {
-            if args.len() < 2 {
-                return Err((None, "eq needs at least 2 arguments".into()));
-            }
-            let first = s(0);
-            Value::Bool(args[1..].iter().any(|(v, _)| v.text() == first))
-        }
-        "ne" => {
-            arity(name, args, 2)?;
-            Value::Bool(s(0) != s(1))
-        }
-        "lt" | "gt" => {
-            arity(name, args, 2)?;
-            defined(args)?;
-            let (a, b) = match (int(&args[0].0), int(&args[1].0)) {
-                (Some(a), Some(b)) => (a, b),
-                _ => return Err((None, format!("{name} compares integers"))),
-            };
-            Value::Bool(if name == "lt" { a < b } else { a > b })
-        }
-        "default" => {
-            // sprig's order: `default "x" .Key` or `.Key | default "x"`.
-            arity(name, args, 2)?;
-            if args[1].0.truthy() {
-                args[1].0.clone()
-            } else {
-                args[0].0.clone()
-            }
-        }
-        _ => {
-            defined(args)?;
-            plain(name, args, meter)?
-        }
-    })
-}
-
 fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, CallError> {
     let s = |k: usize| args[k].0.text();
     let check = |meter: &mut Meter, size: usize| meter.build(name, size).map_err(|m| (None, m));
     Ok(match name {
-        "len" => {
-            arity(name, args, 1)?;
-            Value::Int(match &args[0].0 {
-                Value::List(l) => l.len(),
-                v => v.text().chars().count(),
-            } as i64)
-        }
         "b64enc" => {
-            arity(name, args, 1)?;
+            arity(name, args.len(), 1)?;
             let text = s(0);
             check(meter, text.len().div_ceil(3).saturating_mul(4))?;
             Value::Str(Arc::from(
@@ -158,7 +161,7 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             ))
         }
         "b64dec" => {
-            arity(name, args, 1)?;
+            arity(name, args.len(), 1)?;
             // Decoding only shrinks: the meter counts the result, not a prediction.
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s(0).trim())
@@ -171,7 +174,7 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             })?;
             built(name, meter, text)?
         }
-        "print" | "toString" => {
+        "toString" => {
             let size = args
                 .iter()
                 .map(|(v, _)| text_len(v))
@@ -184,19 +187,13 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
                     .into(),
             )
         }
-        "printf" => {
-            if args.is_empty() {
-                return Err((None, "printf needs a format".into()));
-            }
-            built(name, meter, printf(&s(0), &args[1..])?)?
-        }
         "quote" | "squote" => {
             let mut out = Capped::default();
             for (k, (v, _)) in args.iter().enumerate() {
                 let sep = if k == 0 { "" } else { " " };
                 let text = v.text();
                 let fits = if name == "quote" {
-                    write!(out, "{sep}{text:?}").is_ok()
+                    out.push(sep) && out.push(&quote(&text, false))
                 } else {
                     write!(out, "{sep}'{text}'").is_ok()
                 };
@@ -207,11 +204,11 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             built(name, meter, out.into_string())?
         }
         "trim" => {
-            arity(name, args, 1)?;
+            arity(name, args.len(), 1)?;
             built(name, meter, s(0).trim().to_string())?
         }
         "upper" | "lower" => {
-            arity(name, args, 1)?;
+            arity(name, args.len(), 1)?;
             let text = s(0);
             let map = if name == "upper" {
                 str::to_uppercase
@@ -222,25 +219,25 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             Value::Str(Arc::from(map(&text)))
         }
         "replace" => {
-            arity(name, args, 3)?;
+            arity(name, args.len(), 3)?;
             let (old, new, text) = (s(0), s(1), s(2));
             check(meter, replaced_len(&old, &new, &text))?;
             Value::Str(Arc::from(text.replace(&*old, &new)))
         }
         "contains" => {
-            arity(name, args, 2)?;
+            arity(name, args.len(), 2)?;
             Value::Bool(s(1).contains(&*s(0)))
         }
         "hasPrefix" => {
-            arity(name, args, 2)?;
+            arity(name, args.len(), 2)?;
             Value::Bool(s(1).starts_with(&*s(0)))
         }
         "hasSuffix" => {
-            arity(name, args, 2)?;
+            arity(name, args.len(), 2)?;
             Value::Bool(s(1).ends_with(&*s(0)))
         }
         "splitList" => {
-            arity(name, args, 2)?;
+            arity(name, args.len(), 2)?;
             let (sep, text) = (s(0), s(1));
             if text.is_empty() {
                 Value::List(Arc::from(Vec::new()))
@@ -270,7 +267,7 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             }
         }
         "join" => {
-            arity(name, args, 2)?;
+            arity(name, args.len(), 2)?;
             match &args[1].0 {
                 Value::List(l) => {
                     let sep = s(0);
@@ -287,13 +284,6 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
                 Value::Str(_) => args[1].0.clone(),
                 other => Value::Str(Arc::from(&*other.text())),
             }
-        }
-        "template" | "define" | "block" | "call" | "index" | "slice" | "html" | "js"
-        | "urlquery" => {
-            return Err((
-                None,
-                format!("function {name:?} is not supported; supported: {NAMES}"),
-            ));
         }
         other => {
             return Err((
@@ -332,58 +322,6 @@ fn replaced_len(old: &str, new: &str, text: &str) -> usize {
         text.matches(old).count()
     };
     (text.len() - hits * old.len()).saturating_add(hits.saturating_mul(new.len()))
-}
-
-/// Go's `printf` for the verbs rootfs templates use; the result is built in a [`Capped`]
-/// string, so a format that repeats a long argument stops at the limit.
-fn printf(format: &str, args: &[(Value, Pos)]) -> Result<String, CallError> {
-    let mut out = Capped::default();
-    let overflow = || (None, too_big("printf", None));
-    let mut next = args.iter();
-    let mut chars = format.chars();
-    let mut buf = [0u8; 4];
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            if !out.push(c.encode_utf8(&mut buf)) {
-                return Err(overflow());
-            }
-            continue;
-        }
-        let fits = match chars.next() {
-            Some('%') => out.push("%"),
-            Some(verb @ ('s' | 'd' | 'v' | 'q')) => {
-                let Some((v, _)) = next.next() else {
-                    return Err((None, format!("printf: %{verb} has no argument")));
-                };
-                match verb {
-                    'q' => write!(out, "{:?}", v.text()).is_ok(),
-                    'd' => match int(v) {
-                        Some(n) => out.push(&n.to_string()),
-                        None => {
-                            return Err((
-                                None,
-                                format!("printf: %d needs an integer, got {}", v.preview()),
-                            ));
-                        }
-                    },
-                    _ => out.push(&v.text()),
-                }
-            }
-            other => {
-                return Err((
-                    None,
-                    format!(
-                        "printf: unsupported verb %{}; use %s, %d, %v, %q",
-                        other.map(String::from).unwrap_or_default()
-                    ),
-                ));
-            }
-        };
-        if !fits {
-            return Err(overflow());
-        }
-    }
-    Ok(out.into_string())
 }
 
 #[cfg(test)]

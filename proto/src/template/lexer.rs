@@ -2,6 +2,8 @@
 //! consumes at least one character or returns, so no input can make it spin.
 
 use super::error::{Pos, TemplateError};
+use super::literal;
+use super::value::Value;
 
 /// A piece of the template.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +25,10 @@ pub(super) enum Tok {
     Var(String, Vec<String>),
     /// A string literal, escapes resolved.
     Str(String),
-    /// An integer literal.
+    /// An integer literal (also a character constant).
     Int(i64),
+    /// A float literal.
+    Float(f64),
     /// A keyword or function name.
     Ident(String),
     /// `|`.
@@ -240,6 +244,7 @@ fn action(cur: &mut Cursor<'_>, open: Pos) -> Result<Action, TemplateError> {
             }
             '"' => Tok::Str(quoted(cur, pos)?),
             '`' => Tok::Str(raw(cur, pos)?),
+            '.' if cur.peek(1).is_some_and(|c| c.is_ascii_digit()) => number(cur, pos)?,
             '.' if cur.peek(1).is_some_and(is_word) => Tok::Field(cur.fields()),
             '.' => {
                 cur.bump();
@@ -250,11 +255,8 @@ fn action(cur: &mut Cursor<'_>, open: Pos) -> Result<Action, TemplateError> {
                 let name = cur.word();
                 Tok::Var(name, cur.fields())
             }
-            c if c.is_ascii_digit()
-                || (c == '-' && cur.peek(1).is_some_and(|d| d.is_ascii_digit())) =>
-            {
-                Tok::Int(number(cur, pos)?)
-            }
+            '\'' => char_constant(cur, pos)?,
+            c if c.is_ascii_digit() || c == '-' || c == '+' => number(cur, pos)?,
             c if is_word(c) => Tok::Ident(cur.word()),
             other => {
                 return Err(cur.err(pos, format!("unexpected character {other:?} in action")));
@@ -298,32 +300,42 @@ fn comment(cur: &mut Cursor<'_>, open: Pos) -> Result<bool, TemplateError> {
 
 fn quoted(cur: &mut Cursor<'_>, pos: Pos) -> Result<String, TemplateError> {
     cur.bump();
-    let mut s = String::new();
+    // The raw text up to the closing quote, then Go's escapes resolved.
+    let mut body = String::new();
     loop {
         match cur.bump() {
             None | Some('\n') => {
                 return Err(cur.err(pos, "unterminated string: add the closing `\"`"));
             }
-            Some('"') => return Ok(s),
+            Some('"') => break,
             Some('\\') => {
+                body.push('\\');
                 match cur.bump() {
-                    Some('n') => s.push('\n'),
-                    Some('t') => s.push('\t'),
-                    Some('r') => s.push('\r'),
-                    Some('\\') => s.push('\\'),
-                    Some('"') => s.push('"'),
-                    Some(other) => {
-                        return Err(cur.err(
-                        pos,
-                        format!("unknown escape \\{other} in string; supported: \\n \\t \\r \\\\ \\\""),
-                    ));
+                    None | Some('\n') => {
+                        return Err(cur.err(pos, "unterminated string: add the closing `\"`"));
                     }
-                    None => return Err(cur.err(pos, "unterminated string: add the closing `\"`")),
+                    Some(c) => body.push(c),
                 }
             }
-            Some(c) => s.push(c),
+            Some(c) => body.push(c),
         }
     }
+    let mut chars = body.chars().peekable();
+    let mut s = String::new();
+    while chars.peek().is_some() {
+        let (v, byte) = literal::unquote_char(&mut chars, '"')
+            .map_err(|m| cur.err(pos, format!("string: {m}")))?;
+        match char::from_u32(v) {
+            Some(c) if !byte || c.is_ascii() => s.push(c),
+            _ => {
+                return Err(cur.err(
+                    pos,
+                    format!("string: the escape of byte {v:#x} would not be UTF-8 text; write the character itself or \\u{v:04x}"),
+                ));
+            }
+        }
+    }
+    Ok(s)
 }
 
 fn raw(cur: &mut Cursor<'_>, pos: Pos) -> Result<String, TemplateError> {
@@ -333,35 +345,96 @@ fn raw(cur: &mut Cursor<'_>, pos: Pos) -> Result<String, TemplateError> {
         match cur.bump() {
             None => return Err(cur.err(pos, "unterminated raw string: add the closing '`'")),
             Some('`') => return Ok(s),
+            // Go drops carriage returns from raw strings.
+            Some('\r') => {}
             Some(c) => s.push(c),
         }
     }
 }
 
-fn number(cur: &mut Cursor<'_>, pos: Pos) -> Result<i64, TemplateError> {
-    let mut s = String::new();
-    if let Some(c) = cur.bump() {
-        s.push(c);
-    }
-    while let Some(d) = cur.peek(0).filter(char::is_ascii_digit) {
-        cur.bump();
-        s.push(d);
-    }
-    // Go also reads floats, hex and the like; env values are strings, so integers suffice
-    // and anything else is refused rather than misread.
-    if cur.peek(0).is_some_and(|c| is_word(c) || c == '.') {
-        while cur.peek(0).is_some_and(|c| is_word(c) || c == '.') {
-            if let Some(c) = cur.bump() {
-                s.push(c);
+fn char_constant(cur: &mut Cursor<'_>, pos: Pos) -> Result<Tok, TemplateError> {
+    cur.bump();
+    let mut body = String::new();
+    loop {
+        match cur.bump() {
+            None | Some('\n') => {
+                return Err(cur.err(pos, "unterminated character constant: add the closing `'`"));
             }
+            Some('\'') => break,
+            Some('\\') => {
+                body.push('\\');
+                match cur.bump() {
+                    None | Some('\n') => {
+                        return Err(cur.err(pos, "unterminated character constant"));
+                    }
+                    Some(c) => body.push(c),
+                }
+            }
+            Some(c) => body.push(c),
         }
-        return Err(cur.err(
-            pos,
-            format!(
-                "number {s} is not supported: only decimal integers; quote it to use it as text"
-            ),
-        ));
     }
-    s.parse()
-        .map_err(|_| cur.err(pos, format!("number {s} is out of range")))
+    match literal::char_constant(&body) {
+        Ok(Value::Int(n)) => Ok(Tok::Int(n)),
+        Ok(_) => Err(cur.err(pos, "malformed character constant")),
+        Err(m) => Err(cur.err(pos, m)),
+    }
+}
+
+/// A number as Go's lexer scans it: sign, base prefix, digits with `_`, fraction,
+/// exponent; it must not run into a letter.
+fn number(cur: &mut Cursor<'_>, pos: Pos) -> Result<Tok, TemplateError> {
+    let mut s = String::new();
+    let accept = |cur: &mut Cursor<'_>, set: &str, s: &mut String| -> bool {
+        match cur.peek(0).filter(|c| set.contains(*c)) {
+            Some(c) => {
+                cur.bump();
+                s.push(c);
+                true
+            }
+            None => false,
+        }
+    };
+    let run = |cur: &mut Cursor<'_>, set: &str, s: &mut String| {
+        while let Some(c) = cur.peek(0).filter(|c| set.contains(*c)) {
+            cur.bump();
+            s.push(c);
+        }
+    };
+    accept(cur, "+-", &mut s);
+    let mut digits = "0123456789_";
+    if accept(cur, "0", &mut s) {
+        if accept(cur, "xX", &mut s) {
+            digits = "0123456789abcdefABCDEF_";
+        } else if accept(cur, "oO", &mut s) {
+            digits = "01234567_";
+        } else if accept(cur, "bB", &mut s) {
+            digits = "01_";
+        }
+    }
+    run(cur, digits, &mut s);
+    if accept(cur, ".", &mut s) {
+        run(cur, digits, &mut s);
+    }
+    if digits.len() == 11 && accept(cur, "eE", &mut s) {
+        accept(cur, "+-", &mut s);
+        run(cur, "0123456789_", &mut s);
+    }
+    if digits.len() == 23 && accept(cur, "pP", &mut s) {
+        accept(cur, "+-", &mut s);
+        run(cur, "0123456789_", &mut s);
+    }
+    accept(cur, "i", &mut s);
+    if cur.peek(0).is_some_and(is_word) || !s.chars().any(|c| c.is_ascii_digit()) {
+        while let Some(c) = cur.peek(0).filter(|c| is_word(*c) || *c == '.') {
+            cur.bump();
+            s.push(c);
+        }
+        return Err(cur.err(pos, format!("bad number syntax: {s:?}")));
+    }
+    match literal::number(&s) {
+        Ok(Value::Float(x)) => Ok(Tok::Float(x)),
+        Ok(Value::Int(n)) => Ok(Tok::Int(n)),
+        Ok(_) => Err(cur.err(pos, format!("bad number syntax: {s:?}"))),
+        Err(m) => Err(cur.err(pos, m)),
+    }
 }

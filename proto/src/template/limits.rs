@@ -130,6 +130,10 @@ pub(super) fn text_len(v: &Value) -> usize {
     match v {
         Value::Str(s) => s.len(),
         Value::Int(n) => decimal_len(*n),
+        Value::Byte(b) => decimal_len(i64::from(*b)),
+        // A float prints in at most a few dozen bytes.
+        Value::Float(_) => v.text().len(),
+        Value::Nil => 5,
         Value::Bool(b) => {
             if *b {
                 4
@@ -176,6 +180,9 @@ mod tests {
             Value::Int(i64::MIN),
             Value::Int(i64::MAX),
             Value::Bool(true),
+            Value::Float(1.5e-7),
+            Value::Byte(200),
+            Value::Nil,
             Value::List(Arc::from(Vec::new())),
             list,
         ] {

@@ -7,11 +7,25 @@
 //! an undefined key is an error with `file:line:col`, while inside `if`, `with`, `or`,
 //! `and`, `not` (and `eq`/`ne`, which compare it as "") an undefined key is simply false.
 //!
-//! Supported: text; `{{ .Key }}`, `{{ . }}` inside with/range, `$var` and `$x := …`;
-//! string (`"…"`, `` `…` ``), integer and boolean literals; pipelines; `( … )`;
-//! `if`/`else if`/`else`/`end`, `with`/`else`, `range` (over `splitList`), `{{-`/`-}}`,
-//! `{{/* comments */}}`; the functions listed in `funcs::NAMES`. `define`, `template` and
-//! `block` are refused with a message.
+//! Supported: all of Go's `text/template` but `call` (refused with a message: the env holds
+//! no functions), rendering byte for byte as Go 1.19 does — text; `{{ .Key }}`, `{{ . }}`,
+//! `$`, `$x := …`, `$x = …`, `$x.Key`; string (`"…"` with Go's escapes, `` `…` ``),
+//! character (`'a'`), number (`0x1F`, `0o17`, `1_000`, `1.5`, `1e3`), boolean literals and
+//! `nil` as an argument; pipelines; `( … )`; `if`/`else if`/`else`, `with`/`else`,
+//! `range` (over lists, with `$i, $e :=`, `else`, `break`, `continue`; over `.`, in key
+//! order), `define`/`template`/`block`, `{{-`/`-}}`, `{{/* comments */}}`; Go's builtins
+//! `and or not eq ne lt le gt ge len index slice print printf println html js urlquery`
+//! with Go's rules (short-circuit `and`/`or`, comparisons by basic kind, `fmt`'s verbs,
+//! flags, widths, precisions and `%!d(string=…)` forms) and ours: `default`, `b64enc`,
+//! `b64dec` and sealer's string helpers (`funcs::NAMES`). `index . "etcd-dir"` reads keys
+//! that are not Go identifiers.
+//!
+//! Where this differs from Go, it is stricter or says more, never a different text: an
+//! undefined key is an error when printed (Go: `<no value>`), also through `index` (Go:
+//! ""); `.Key` reads the env also where `.` is a string (Go: an error); a template called
+//! without data may not print `.`; a string is never cut inside a UTF-8 character, and no
+//! escape makes a string that is not UTF-8; `printf` refuses `%x` of floats, `#` on floats
+//! and `%p` of lists; templates may call each other 200 levels deep at most (Go: 100,000).
 //!
 //! A render is bounded (see `limits`): at most [`MAX_TEXT`] of output and of any one
 //! string it builds, [`MAX_BUILT`] built in all, [`MAX_STEPS`] steps (reading long
@@ -19,13 +33,21 @@
 //! squares a string or repeats a long text in a range fails with `file:line:col` instead of
 //! taking the host's memory.
 
+mod builtins;
+mod compare;
 mod error;
+mod escape;
 mod eval;
+mod float;
 mod funcs;
 mod lexer;
 mod limits;
+mod literal;
 mod parser;
+mod printf;
+mod quote;
 mod value;
+mod verbs;
 
 use crate::env::Env;
 
@@ -37,22 +59,25 @@ pub use limits::{MAX_BUILT, MAX_STEPS, MAX_TEXT};
 pub struct Template {
     name: String,
     nodes: Vec<parser::Node>,
+    /// The templates `define` and `block` name.
+    defs: std::sync::Arc<parser::Defs>,
 }
 
 impl Template {
     /// Parses `src`; `name` is used in error messages.
     pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
         let pieces = lexer::lex(name, src)?;
-        let nodes = parser::parse(name, pieces)?;
+        let (nodes, defs) = parser::parse(name, pieces)?;
         Ok(Template {
             name: name.to_string(),
             nodes,
+            defs: std::sync::Arc::new(defs),
         })
     }
 
     /// Renders against a host's env.
     pub fn render(&self, env: &Env) -> Result<String, TemplateError> {
-        let mut e = eval::Eval::new(&self.name, env);
+        let mut e = eval::Eval::new(&self.name, env, &self.defs);
         e.nodes(&self.nodes, &value::Value::Env)?;
         Ok(e.out)
     }

@@ -1,14 +1,17 @@
-//! Builds the tree of a template from its pieces: text, printed pipelines, and the
-//! `if`/`with`/`range` blocks with their `else`/`else if` branches and `end`.
+//! Builds the tree of a template from its pieces: text, printed pipelines, the
+//! `if`/`with`/`range` blocks with their `else`/`else if` branches and `end`, `break` and
+//! `continue`, and the named templates of `define`/`block` with the `template` calls.
 //!
 //! Everything that can be checked without the env is checked here — block structure,
 //! function names, variables declared before use, fields on strings — so the controller's
 //! syntax check catches it before any host is touched. Nesting is bounded, so a hostile
 //! file cannot exhaust the stack.
 
+mod command;
+
 use super::error::{Pos, TemplateError};
-use super::funcs;
 use super::lexer::{Piece, Tok};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How deep blocks and parentheses may nest. Real templates use two or three levels.
@@ -21,12 +24,18 @@ pub(super) enum Arg {
     Dot,
     /// `.Key` or `$.Key`: an env key, wherever it appears.
     Field(String),
-    /// `$x`; `$` alone (the empty name) is the whole env.
+    /// `$x`; `$` alone (the empty name) is the data of the template being run.
     Var(String),
+    /// `$x.A.B`: fields of what `$x` holds (the env, when it holds `.`).
+    VarField(String, Vec<String>),
     /// A string, shared with every value made from it.
     Str(Arc<str>),
     /// An integer.
     Int(i64),
+    /// A float.
+    Float(f64),
+    /// `nil`.
+    Nil,
     /// `true` / `false`.
     Bool(bool),
     /// A function name.
@@ -80,19 +89,45 @@ pub(super) enum Node {
         /// The `else` body: the value is false or the list empty.
         otherwise: Vec<Node>,
     },
+    /// `{{ template "name" pipeline }}` (also what a `block` runs).
+    Call {
+        /// The template's name.
+        name: String,
+        /// Its data; none gives it no data.
+        pipe: Option<Pipeline>,
+        /// Where the action is.
+        pos: Pos,
+    },
+    /// `{{ break }}` inside a range.
+    Break,
+    /// `{{ continue }}` inside a range.
+    Continue,
 }
 
-/// Parses the pieces into nodes.
-pub(super) fn parse(name: &str, pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
+/// The templates `define` and `block` name, by name.
+pub(super) type Defs = HashMap<String, Vec<Node>>;
+
+/// Whether a template body is empty as Go sees it (only blanks), so another definition
+/// may replace it.
+fn is_empty(nodes: &[Node]) -> bool {
+    nodes.iter().all(
+        |n| matches!(n, Node::Text(t, _) if t.trim_matches([' ', '\t', '\r', '\n']).is_empty()),
+    )
+}
+
+/// Parses the pieces into the main template's nodes and the named templates.
+pub(super) fn parse(name: &str, pieces: Vec<Piece>) -> Result<(Vec<Node>, Defs), TemplateError> {
     let mut p = Parser {
         name,
         pieces: pieces.into_iter(),
         vars: Vec::new(),
         depth: 0,
+        ranges: 0,
+        defs: Defs::new(),
     };
     let (nodes, stop) = p.block()?;
     match stop {
-        Stop::Eof => Ok(nodes),
+        Stop::Eof => Ok((nodes, p.defs)),
         Stop::End(pos) => Err(p.err(pos, "`end` without a matching if/with/range")),
         Stop::Else(pos, _) => Err(p.err(pos, "`else` without a matching if/with/range")),
     }
@@ -112,10 +147,15 @@ struct Parser<'a> {
     /// Variables in scope, innermost last.
     vars: Vec<String>,
     depth: usize,
+    /// How many ranges enclose the current node, for `break` and `continue`.
+    ranges: usize,
+    defs: Defs,
 }
 
-/// Go constructs this engine refuses, with the reason given to the author.
-const UNSUPPORTED: [&str; 5] = ["define", "template", "block", "break", "continue"];
+/// The keywords that start their own action.
+const KEYWORDS: [&str; 10] = [
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
+];
 
 impl Parser<'_> {
     fn err(&self, pos: Pos, message: impl Into<String>) -> TemplateError {
@@ -184,19 +224,95 @@ impl Parser<'_> {
                     nodes.push(node);
                     self.depth -= 1;
                 }
-                kw if UNSUPPORTED.contains(&kw) => {
-                    return Err(self.err(
-                        pos,
-                        format!(
-                            "`{kw}` is not supported; rootfs templates may use if/else, with, range, variables, pipelines and functions"
-                        ),
-                    ));
+                "break" | "continue" => {
+                    if let Some((_, p)) = toks.get(1) {
+                        return Err(self.err(*p, format!("unexpected text after `{kw}`")));
+                    }
+                    if self.ranges == 0 {
+                        return Err(self.err(pos, format!("`{kw}` outside of a range")));
+                    }
+                    nodes.push(if kw == "break" {
+                        Node::Break
+                    } else {
+                        Node::Continue
+                    });
+                }
+                "define" => {
+                    if self.depth > 0 {
+                        return Err(self.err(
+                            pos,
+                            "`define` inside a block; define templates at the top level",
+                        ));
+                    }
+                    let name = self.template_name(&toks, open)?;
+                    if let Some((_, p)) = toks.get(2) {
+                        return Err(self.err(*p, "unexpected text after the name of `define`"));
+                    }
+                    self.enter(pos)?;
+                    let body = self.definition("define", open)?;
+                    self.depth -= 1;
+                    self.add_def(name, body, pos)?;
+                }
+                "template" | "block" => {
+                    let name = self.template_name(&toks, open)?;
+                    let pipe = match toks.get(2..) {
+                        Some(rest) if !rest.is_empty() => {
+                            Some(self.pipeline(rest, rest[0].1, false)?)
+                        }
+                        _ => None,
+                    };
+                    if kw == "block" {
+                        self.enter(pos)?;
+                        let body = self.definition("block", open)?;
+                        self.depth -= 1;
+                        self.add_def(name.clone(), body, pos)?;
+                    }
+                    nodes.push(Node::Call { name, pipe, pos });
                 }
                 _ => nodes.push(Node::Print(self.pipeline(&toks, pos, false)?)),
             }
         };
         self.vars.truncate(mark);
         Ok((nodes, stop))
+    }
+
+    /// The name after `define`, `template` or `block`.
+    fn template_name(&self, toks: &[(Tok, Pos)], open: Pos) -> Result<String, TemplateError> {
+        match toks.get(1) {
+            Some((Tok::Str(name), _)) => Ok(name.clone()),
+            Some((_, p)) => Err(self.err(*p, "expected the template's name as a string")),
+            None => Err(self.err(open, "expected the template's name as a string")),
+        }
+    }
+
+    /// The body of a `define` or `block`, up to its `end`: a template of its own, which
+    /// sees no variables but `$` and is in no range.
+    fn definition(&mut self, kw: &str, open: Pos) -> Result<Vec<Node>, TemplateError> {
+        let vars = std::mem::take(&mut self.vars);
+        let ranges = std::mem::replace(&mut self.ranges, 0);
+        let (body, stop) = self.block()?;
+        self.vars = vars;
+        self.ranges = ranges;
+        match stop {
+            Stop::End(_) => Ok(body),
+            Stop::Else(p, _) => Err(self.err(p, format!("`else` inside `{kw}`"))),
+            Stop::Eof => Err(self.err(open, format!("`{kw}` without `end`"))),
+        }
+    }
+
+    /// Records a named template; a non-empty one may not be defined twice.
+    fn add_def(&mut self, name: String, body: Vec<Node>, pos: Pos) -> Result<(), TemplateError> {
+        match self.defs.get(&name) {
+            Some(old) if !is_empty(old) => {
+                if !is_empty(&body) {
+                    return Err(self.err(pos, format!("template {name:?} is defined twice")));
+                }
+            }
+            _ => {
+                self.defs.insert(name, body);
+            }
+        }
+        Ok(())
     }
 
     fn if_block(&mut self, toks: &[(Tok, Pos)], open: Pos) -> Result<Node, TemplateError> {
@@ -230,7 +346,10 @@ impl Parser<'_> {
         let kw = if range { "range" } else { "with" };
         let mark = self.vars.len();
         let pipe = self.pipeline(toks, open, range)?;
-        let (body, stop) = self.block()?;
+        self.ranges += usize::from(range);
+        let body = self.block();
+        self.ranges -= usize::from(range);
+        let (body, stop) = body?;
         let otherwise = match stop {
             Stop::End(_) => Vec::new(),
             Stop::Else(_, None) => self.last_else(kw, open)?,
@@ -262,166 +381,4 @@ impl Parser<'_> {
             Stop::Eof => Err(self.err(open, format!("`{kw}` without `end`"))),
         }
     }
-
-    /// Parses `[$a[, $b] := | $a =] cmd (| cmd)*`.
-    fn pipeline(
-        &mut self,
-        toks: &[(Tok, Pos)],
-        pos: Pos,
-        range: bool,
-    ) -> Result<Pipeline, TemplateError> {
-        let var = |t: &Tok| match t {
-            Tok::Var(v, path) if !v.is_empty() && path.is_empty() => Some(v.clone()),
-            _ => None,
-        };
-        let (decl, assign, rest) = match toks {
-            [
-                (a, _),
-                (Tok::Comma, _),
-                (b, _),
-                (Tok::Declare, _),
-                rest @ ..,
-            ] if range => match (var(a), var(b)) {
-                (Some(a), Some(b)) => (vec![a, b], false, rest),
-                _ => return Err(self.err(pos, "expected `range $index, $element := …`")),
-            },
-            [(a, p), (op @ (Tok::Declare | Tok::Assign), _), rest @ ..] => {
-                let Some(a) = var(a) else {
-                    return Err(self.err(
-                        *p,
-                        "only a variable such as `$x` can be declared or assigned",
-                    ));
-                };
-                let assign = *op == Tok::Assign;
-                if assign && !self.vars.contains(&a) {
-                    return Err(self.err(
-                        *p,
-                        format!("${a} is assigned before it is declared; write `${a} := …` first"),
-                    ));
-                }
-                (vec![a], assign, rest)
-            }
-            _ => (Vec::new(), false, toks),
-        };
-        let Some((_, first)) = rest.first() else {
-            return Err(self.err(pos, "missing value in action"));
-        };
-        let mut cmds = Vec::new();
-        let mut k = 0;
-        while k < rest.len() {
-            let (cmd, used) = self.command(&rest[k..])?;
-            cmds.push(cmd);
-            k += used;
-            if let Some((t, p)) = rest.get(k) {
-                if *t != Tok::Pipe {
-                    return Err(self.err(*p, "expected `|` or the end of the action"));
-                }
-                k += 1;
-                if k == rest.len() {
-                    return Err(self.err(*p, "missing command after `|`"));
-                }
-            }
-        }
-        // Declared after the value is parsed: `$x := $x` reads the outer `$x`, as in Go.
-        if !assign {
-            self.vars.extend(decl.iter().cloned());
-        }
-        Ok(Pipeline {
-            decl,
-            assign,
-            cmds,
-            pos: *first,
-        })
-    }
-
-    /// One command: arguments up to `|`, an unmatched `)` or the end. Returns the tokens used.
-    fn command(&mut self, toks: &[(Tok, Pos)]) -> Result<(Command, usize), TemplateError> {
-        let mut args = Vec::new();
-        let mut k = 0;
-        while let Some((t, p)) = toks.get(k) {
-            let p = *p;
-            let arg = match t {
-                Tok::Pipe | Tok::Close => break,
-                Tok::Dot => Arg::Dot,
-                Tok::Field(path) => self.field(path, p)?,
-                Tok::Var(v, path) if v.is_empty() && !path.is_empty() => self.field(path, p)?,
-                Tok::Var(v, path) => {
-                    if !v.is_empty() && !self.vars.contains(v) {
-                        return Err(self.err(
-                            p,
-                            format!("undefined variable ${v}; declare it first with `${v} := …`"),
-                        ));
-                    }
-                    if let Some(f) = path.first() {
-                        return Err(
-                            self.err(p, format!("${v} holds a string, which has no field .{f}"))
-                        );
-                    }
-                    Arg::Var(v.clone())
-                }
-                Tok::Str(s) => Arg::Str(Arc::from(s.as_str())),
-                Tok::Int(n) => Arg::Int(*n),
-                Tok::Ident(w) if w == "true" || w == "false" => Arg::Bool(w == "true"),
-                Tok::Ident(w) if ["if", "else", "end", "range", "with"].contains(&w.as_str()) => {
-                    return Err(self.err(p, format!("`{w}` must start its own action")));
-                }
-                Tok::Ident(w) if funcs::is_known(w) => Arg::Func(w.clone()),
-                Tok::Ident(w) => return Err(self.err(p, funcs::unknown(w))),
-                Tok::Open => {
-                    let close = matching_close(&toks[k..])
-                        .ok_or_else(|| self.err(p, "unclosed `(`: add the matching `)`"))?;
-                    self.enter(p)?;
-                    let inner = self.pipeline(&toks[k + 1..k + close], p, false)?;
-                    self.depth -= 1;
-                    k += close;
-                    Arg::Sub(Box::new(inner))
-                }
-                Tok::Declare | Tok::Assign | Tok::Comma => {
-                    return Err(self.err(
-                        p,
-                        "`:=`, `=` and `,` may only follow the variables at the start of an action",
-                    ));
-                }
-            };
-            args.push((arg, p));
-            k += 1;
-        }
-        match toks.first() {
-            Some((Tok::Close, p)) if args.is_empty() => Err(self.err(*p, "unexpected `)`")),
-            Some((_, p)) if args.is_empty() => Err(self.err(*p, "missing value before `|`")),
-            _ => Ok((Command { args }, k)),
-        }
-    }
-
-    fn field(&self, path: &[String], pos: Pos) -> Result<Arg, TemplateError> {
-        match path {
-            [key] => Ok(Arg::Field(key.clone())),
-            _ => Err(self.err(
-                pos,
-                format!(
-                    ".{}: env values are strings and have no fields; write .{}",
-                    path.join("."),
-                    path.first().map(String::as_str).unwrap_or_default()
-                ),
-            )),
-        }
-    }
-}
-
-/// Index of the `)` matching the `(` at index 0.
-fn matching_close(toks: &[(Tok, Pos)]) -> Option<usize> {
-    let mut depth = 0usize;
-    for (k, (t, _)) in toks.iter().enumerate() {
-        match t {
-            Tok::Open => depth += 1,
-            Tok::Close => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return Some(k);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
