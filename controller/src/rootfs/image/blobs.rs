@@ -67,6 +67,11 @@ impl Store {
         PathBuf::from(format!("{}{rel}", self.label))
     }
 
+    /// Whether `rel` is there (following links inside the layout only).
+    pub(crate) fn exists(&self, rel: &str) -> bool {
+        self.dir.metadata(rel).is_ok()
+    }
+
     fn open_file(&self, rel: &str, what: &str) -> Result<cap_std::fs::File, ImageError> {
         self.dir.open(rel).map_err(|e| {
             let why = if e.kind() == io::ErrorKind::NotFound {

@@ -21,16 +21,25 @@ pub(super) fn images(store: &Store) -> Result<Vec<Image>, ImageError> {
     let mut manifests = Vec::new();
     collect(store, &index, "index.json", 0, &mut manifests)?;
     let mut images: Vec<Image> = Vec::new();
+    // Platforms an index lists but the save left out (docker saves the whole index and the
+    // blobs of the platforms it pulled only).
+    let mut others = Vec::new();
     for desc in &manifests {
+        let (rel, _) = blob(store, desc, "index.json")?;
+        if manifests.len() > 1 && !store.exists(&rel) {
+            others.push(format!("{} (not in the image)", platform_of(desc)));
+            continue;
+        }
         images.push(image(store, desc)?);
     }
-    if let [single] = images.as_mut_slice() {
+    if let [single] = images.as_mut_slice()
+        && manifests.len() == 1
+    {
         // The base itself, whatever its platform (a wrong binary is caught by the ELF check).
         single.arch = None;
         return Ok(images);
     }
     let mut kept: Vec<Image> = Vec::new();
-    let mut others = Vec::new();
     for image in images {
         match image.arch {
             None => others.push(image.name),
@@ -54,17 +63,8 @@ pub(super) fn images(store: &Store) -> Result<Vec<Image>, ImageError> {
             &store.image,
             "index.json",
             format!(
-                "no linux/amd64 or linux/arm64 image among its {} ({}); give an image of one of those platforms",
-                if others.is_empty() {
-                    "entries"
-                } else {
-                    "platforms"
-                },
-                if others.is_empty() {
-                    "none".to_string()
-                } else {
-                    others.join(", ")
-                }
+                "no linux/amd64 or linux/arm64 image among its platforms ({}); give an image of one of those platforms",
+                others.join(", ")
             ),
         ));
     }
@@ -72,6 +72,14 @@ pub(super) fn images(store: &Store) -> Result<Vec<Image>, ImageError> {
         tracing::info!(image = %store.image.display(), left_out = %others.join(", "), "platforms of other architectures are not used");
     }
     Ok(kept)
+}
+
+/// `os/arch` of a descriptor, as the index gives it.
+fn platform_of(desc: &Descriptor) -> String {
+    desc.platform().as_ref().map_or_else(
+        || "a platform not named".to_string(),
+        |p| format!("{}/{}", p.os(), p.architecture()),
+    )
 }
 
 /// The image manifests `index` (at `at`) lists, following nested indexes; attestations and

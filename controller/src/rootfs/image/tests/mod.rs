@@ -319,8 +319,14 @@ fn a_multi_platform_image_without_the_host_architecture_says_so() {
     let one = tar(&[("f", T::Regular, "", 0o644, b"x")]);
     let mut l = Layout::default();
     let amd = l.image("amd64", &[], &[(one.clone(), Compression::None)]);
-    let s390 = l.image("s390x", &[], &[(one, Compression::None)]);
-    l.index(&[(amd, Some("amd64")), (s390, Some("s390x"))]);
+    let s390 = l.image("s390x", &[], &[(one.clone(), Compression::None)]);
+    // Listed, but its blobs were not saved.
+    let arm = Layout::default().image("arm64", &[], &[(one, Compression::None)]);
+    l.index(&[
+        (amd, Some("amd64")),
+        (s390, Some("s390x")),
+        (arm, Some("arm64")),
+    ]);
     l.write_to(&site.path().join("layout"));
     let r = resolve("layout", site.path(), cache.path());
     assert_eq!(r.arches(), ["amd64"]);
