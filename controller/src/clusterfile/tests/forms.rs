@@ -242,3 +242,14 @@ spec:
         r#"Clusterfile:15:17: spec.registry.localRegistry.cert.subjectAltName.ips[0]: "10.0.0.300" is not an IP address; expected an IPv4 or IPv6 address the registry certificate should name"#
     );
 }
+
+#[test]
+fn a_kubeadm_kind_given_twice_is_refused_at_the_second() {
+    let text = format!(
+        "{WITH_KUBEADM}---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.25.7\n"
+    );
+    assert_eq!(
+        parse_err(&text),
+        "Clusterfile:27:7: kind: a second ClusterConfiguration (the first is at line 14); expected each kubeadm kind once, as kubeadm takes one document of each; keep one"
+    );
+}

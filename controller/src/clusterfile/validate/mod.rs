@@ -44,9 +44,8 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
             Some(Kind::Config) => configs
                 .extend(strict::read::<raw::Config>(text, doc, de, &mut errors).map(|c| (doc, c))),
             Some(Kind::Kubeadm) => {
-                match yaml_serde::Value::deserialize(de).and_then(|v| yaml_serde::to_string(&v)) {
-                    Ok(yaml) => kubeadm.push(yaml),
-                    Err(e) => errors.push(e.into()),
+                if let Some(yaml) = kubeadm_doc(text, doc, de, &kubeadm, &mut errors) {
+                    kubeadm.push((doc, yaml));
                 }
             }
             Some(Kind::Empty) | None => {}
@@ -104,7 +103,7 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
             warnings.sort_by_key(|w| (w.line, w.column));
             cf.plugins = specs;
             cf.configs = configs;
-            cf.kubeadm = kubeadm;
+            cf.kubeadm = kubeadm.into_iter().map(|(_, yaml)| yaml).collect();
             cf.warnings = warnings;
             Ok(cf)
         }
@@ -116,6 +115,56 @@ pub(super) fn build(name: &str, text: &str, env: Lookup) -> Result<Clusterfile, 
 /// a value a process environment can carry.
 fn template_only(key: &str, value: &str) -> bool {
     !penv::is_valid_key(key) && penv::is_template_key(key) && penv::check_value(key, value).is_ok()
+}
+
+/// A kubeadm document as YAML text for the plan, checked as the merge will check it (one of
+/// kubeadm's kinds, each kind once) so a problem is reported here with its position,
+/// not on the hosts.
+fn kubeadm_doc(
+    text: &str,
+    doc: usize,
+    de: yaml_serde::Deserializer<'_>,
+    earlier: &[(usize, String)],
+    errors: &mut Vec<Failure>,
+) -> Option<String> {
+    let yaml = match yaml_serde::Value::deserialize(de).and_then(|v| yaml_serde::to_string(&v)) {
+        Ok(yaml) => yaml,
+        Err(e) => {
+            errors.push(e.into());
+            return None;
+        }
+    };
+    let kind_of = |y: &str| {
+        yaml_serde::from_str::<yaml_serde::Value>(y)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+    };
+    let kind = kind_of(&yaml).unwrap_or_default();
+    if let Some((first, _)) = earlier
+        .iter()
+        .find(|(_, y)| kind_of(y).as_deref() == Some(&kind))
+    {
+        let (line, _) = super::locate::locate(text, *first, &NodePath::value(&[K("kind")]));
+        errors.push(Failure::at(
+            doc,
+            &[K("kind")],
+            false,
+            &format!("a second {kind} (the first is at line {line})"),
+            "expected each kubeadm kind once, as kubeadm takes one document of each; keep one",
+        ));
+        return None;
+    }
+    if let Err(e) = installer_proto::kubeadm::check_documents(std::slice::from_ref(&yaml)) {
+        errors.push(Failure::at(
+            doc,
+            &[],
+            false,
+            &e.to_string(),
+            "expected one of kubeadm's documents",
+        ));
+        return None;
+    }
+    Some(yaml)
 }
 
 /// What the Cluster checks need besides the document.
