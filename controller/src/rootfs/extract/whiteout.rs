@@ -1,8 +1,9 @@
 //! The tree an unpack writes into, and the OCI layer rules that change what lower layers
 //! left in it: `.wh.<name>` removes `<name>` from the lower layers, `.wh..wh..opq` hides
 //! everything the lower layers put in its directory, and an entry may replace a lower
-//! layer's directory. Whiteouts apply to lower layers only (image-spec, "Whiteouts"): what
-//! the same layer wrote stays.
+//! layer's directory. Whiteouts apply to lower layers only (image-spec, "Whiteouts"): a
+//! path the same layer wrote is not removed by its `.wh.` entry, and an opaque marker keeps
+//! what its layer put in the directory, before or after the marker.
 //!
 //! Every removal goes through the tree's `cap_std` handle and never follows a link, and the
 //! whiteout's own path passed the same checks as any entry before it gets here.

@@ -421,3 +421,44 @@ fn plain_archives_with_image_like_names_stay_plain_trees() {
     assert_eq!(entries.len(), 1);
     assert!(!entries[0].starts_with("image-"), "{entries:?}");
 }
+
+#[test]
+fn a_whiteout_of_a_link_removes_the_link_and_a_top_level_opaque_marker_hides_everything_below() {
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let lower = tar(&[
+        ("etc/", T::Directory, "", 0o755, b""),
+        ("etc/a", T::Regular, "", 0o644, b"a"),
+        ("lnk", T::Symlink, "etc", 0o777, b""),
+    ]);
+    let cases = [
+        (
+            "link",
+            tar(&[(".wh.lnk", T::Regular, "", 0o644, b"")]),
+            expect(&[("etc", "d 755"), ("etc/a", "f 644 a")]),
+        ),
+        (
+            "opaque",
+            tar(&[
+                ("./.wh..wh..opq", T::Regular, "", 0o644, b""),
+                ("only", T::Regular, "", 0o644, b"o"),
+            ]),
+            expect(&[("only", "f 644 o")]),
+        ),
+    ];
+    for (name, upper, want) in cases {
+        let mut l = Layout::default();
+        let m = l.image(
+            "amd64",
+            &[],
+            &[
+                (lower.clone(), Compression::None),
+                (upper, Compression::None),
+            ],
+        );
+        l.index(&[(m, None)]);
+        l.write_to(&site.path().join(name));
+        let r = resolve(name, site.path(), cache.path());
+        assert_eq!(snapshot(r.dir()), want, "{name}");
+    }
+}
