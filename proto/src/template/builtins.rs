@@ -171,7 +171,17 @@ fn sprint_len(name: &str, args: &[Value]) -> Option<usize> {
 fn escaped_text(name: &str, args: &[Value], ctx: &Ctx<'_>) -> Result<String, CallError> {
     match args {
         [Value::Str(s)] => Ok(s.to_string()),
-        _ => printf::sprint(ctx.env, args).map_err(|e| fmt_error(name, e)),
+        _ => {
+            // Go prints a nil operand here as the text "<no value>".
+            let args: Vec<Value> = args
+                .iter()
+                .map(|v| match v {
+                    Value::Nil => Value::Str(Arc::from("<no value>")),
+                    other => other.clone(),
+                })
+                .collect();
+            printf::sprint(ctx.env, &args).map_err(|e| fmt_error(name, e))
+        }
     }
 }
 

@@ -235,6 +235,8 @@ impl<'a> Eval<'a> {
                 format!("undefined key {key:?}: define it in spec.env or the host's env, or write {{{{ or .{key} \"default\" }}}}"),
             )),
             Value::Str(s) => self.emit(&s.clone(), pos),
+            // What `and`/`or` return when `nil` decides, printed as Go prints no value.
+            Value::Nil => self.emit("<no value>", pos),
             other => {
                 let text = printf::sprint(self.env, std::slice::from_ref(other)).map_err(|e| {
                     let size = match e {

@@ -244,8 +244,8 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
             } else {
                 // Each element costs more than its text: size the list before making it.
                 let items = if sep.is_empty() {
-                    // Rust splits "ab" by "" into "", "a", "b", "".
-                    text.chars().count() + 2
+                    // Go's strings.Split (sprig's splitList) makes each character one.
+                    text.chars().count()
                 } else {
                     text.matches(&*sep).count() + 1
                 };
@@ -258,12 +258,16 @@ fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, 
                         m.replacen(name, &format!("splitList (a list of {items} elements)"), 1),
                     )
                 })?;
-                Value::List(
+                let items: Vec<Value> = if sep.is_empty() {
+                    text.char_indices()
+                        .map(|(k, c)| Value::Str(Arc::from(&text[k..k + c.len_utf8()])))
+                        .collect()
+                } else {
                     text.split(&*sep)
                         .map(|p| Value::Str(Arc::from(p)))
-                        .collect::<Vec<_>>()
-                        .into(),
-                )
+                        .collect()
+                };
+                Value::List(items.into())
             }
         }
         "join" => {

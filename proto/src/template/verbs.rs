@@ -91,7 +91,8 @@ impl<'a> Printer<'a> {
         match (v, verb) {
             (Value::Nil, 'v' | 'T') => self.pad("<nil>"),
             (Value::Nil, _) => self.bad_verb(v, verb),
-            (_, 'T') => self.pad(v.type_name()),
+            // The type's name is text: the precision cuts it.
+            (_, 'T') => self.string(&Value::Nil, v.type_name(), 's'),
             (Value::List(_) | Value::Env, 'p') => Err(FmtError::Unsupported(
                 "%p of a list or the env (it prints a memory address)",
             )),
