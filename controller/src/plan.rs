@@ -30,9 +30,11 @@ pub(crate) enum PlanBuildError {
     },
 }
 
-/// The plan of `host`: `facts` are its gathered facts, `tree` the merged rootfs of its
-/// architecture, `registry_host` whether it runs the local registry (see
-/// [`Clusterfile::registry_hosts`]).
+/// The plan of `host` for a rootfs kept as a tree (no image env): `facts` are its gathered
+/// facts, `tree` the merged rootfs of its architecture, `registry_host` whether it runs the
+/// local registry (see [`Clusterfile::registry_hosts`]). Apply always goes through
+/// [`build_plan_with_image`]; the tests of the plan itself use this.
+#[cfg(test)]
 pub(crate) fn build_plan(
     cf: &Clusterfile,
     host: &HostSpec,

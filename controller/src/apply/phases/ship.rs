@@ -44,11 +44,12 @@ pub(crate) async fn plan_for(
 ) -> Result<(Plan, Arc<MergedTree>), String> {
     let tree = inputs.tree_for(&facts.arch).await?;
     let registry_host = inputs.clusterfile.is_registry_host(&host.ip);
-    let mut plan = crate::plan::build_plan(
+    let mut plan = crate::plan::build_plan_with_image(
         &inputs.clusterfile,
         host,
         facts,
         &tree,
+        inputs.rootfs.image_env(),
         registry_host,
         timeouts,
     )
