@@ -79,22 +79,32 @@ fn undefined_keys_are_false_in_conditions() {
 #[test]
 fn no_truncation_or_mutation_of_real_templates_hangs_or_panics() {
     let started = std::time::Instant::now();
-    let env: Env = [("HostIP".to_string(), "10.0.0.1".to_string())].into();
-    for kind in ["succeeds", "fails"] {
-        for (name, src, _) in cases(kind) {
-            let chars: Vec<char> = src.chars().collect();
-            for cut in 0..chars.len() {
-                let truncated: String = chars[..cut].iter().collect();
-                let _ = Template::parse(&name, &truncated).map(|t| t.render(&env));
-                // Drop one character: unbalanced quotes, braces and parentheses everywhere.
-                let mutated: String = chars
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != cut)
-                    .map(|(_, c)| c)
-                    .collect();
-                let _ = Template::parse(&name, &mutated).map(|t| t.render(&env));
-            }
+    let host: Env = [("HostIP".to_string(), "10.0.0.1".to_string())].into();
+    let go_env = go::go_env();
+    let mut all: Vec<(String, String, &Env)> = cases("succeeds")
+        .into_iter()
+        .chain(cases("fails"))
+        .map(|(name, src, _)| (name, src, &host))
+        .collect();
+    // Go's hand-written cases reach every builtin and printf form.
+    all.extend(
+        go::hand_written()
+            .into_iter()
+            .map(|(name, src)| (name, src, &go_env)),
+    );
+    for (name, src, env) in all {
+        let chars: Vec<char> = src.chars().collect();
+        for cut in 0..chars.len() {
+            let truncated: String = chars[..cut].iter().collect();
+            let _ = Template::parse(&name, &truncated).map(|t| t.render(env));
+            // Drop one character: unbalanced quotes, braces and parentheses everywhere.
+            let mutated: String = chars
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != cut)
+                .map(|(_, c)| c)
+                .collect();
+            let _ = Template::parse(&name, &mutated).map(|t| t.render(env));
         }
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(20));

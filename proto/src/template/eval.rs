@@ -133,6 +133,9 @@ impl<'a> Eval<'a> {
                 let Some(body) = self.defs.get(name) else {
                     return Err(self.err(*pos, format!("no template named {name:?} is defined; define it with {{{{ define {name:?} }}}}…{{{{ end }}}}")));
                 };
+                if self.depth >= MAX_RUN_DEPTH {
+                    return Err(self.err(*pos, format!("templates call each other deeper than {MAX_RUN_DEPTH} levels; does {name:?} call itself without end?")));
+                }
                 let data = match pipe {
                     Some(p) => self.pipeline(p, dot)?,
                     None => Value::Missing(NO_DATA.to_string()),

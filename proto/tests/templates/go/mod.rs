@@ -2,6 +2,7 @@
 //! engine renders each case as Go did (or fails where Go failed).
 
 mod corpus;
+mod generator;
 
 use installer_proto::env::Env;
 use installer_proto::template::render;
@@ -14,7 +15,7 @@ fn go_dir() -> PathBuf {
 }
 
 /// The env every Go case is rendered with (`go/env.txt`, as `render.go` reads it).
-fn go_env() -> Env {
+pub(super) fn go_env() -> Env {
     fs::read_to_string(go_dir().join("env.txt"))
         .unwrap()
         .lines()
@@ -44,7 +45,7 @@ fn goldens(file: &str) -> Vec<GoResult> {
 
 /// The cases of `go/cases.txt`: a line `--- name` starts each; its template is the lines
 /// up to the next one, without the last newline (as `render.go` reads them).
-fn hand_written() -> Vec<(String, String)> {
+pub(super) fn hand_written() -> Vec<(String, String)> {
     let text = fs::read_to_string(go_dir().join("cases.txt")).unwrap();
     let mut cases: Vec<(String, Vec<&str>)> = Vec::new();
     for line in text.lines() {
