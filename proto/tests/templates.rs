@@ -77,6 +77,22 @@ fn undefined_keys_are_false_in_conditions() {
 }
 
 #[test]
+fn index_reaches_any_key_and_a_missing_key_is_undefined_as_with_a_field() {
+    let env: Env = [("etcd-dir".to_string(), "/var/lib/etcd".to_string())].into();
+    let src = r#"{{ index . "etcd-dir" }}|{{ if index . "nope" }}y{{ else }}n{{ end }}|{{ or (index . "nope") "d" }}|{{ eq (index $ "nope") "" }}|{{ not (index . "nope") }}"#;
+    assert_eq!(
+        render("t", src, &env).unwrap(),
+        "/var/lib/etcd|n|d|true|true"
+    );
+    // Go would print "" here; a missing key is an error wherever it is printed.
+    let err = render("t", "a\n{{ index . \"nope\" }}", &env).unwrap_err();
+    assert_eq!((err.line, err.col), (2, 4), "{err}");
+    assert!(err.message.contains("undefined key \"nope\""), "{err}");
+    let err = render("t", r#"{{ printf "%s" (index . "nope") }}"#, &env).unwrap_err();
+    assert!(err.message.contains("undefined key"), "{err}");
+}
+
+#[test]
 fn no_truncation_or_mutation_of_real_templates_hangs_or_panics() {
     let started = std::time::Instant::now();
     let host: Env = [("HostIP".to_string(), "10.0.0.1".to_string())].into();

@@ -350,22 +350,12 @@ impl<'a> Eval<'a> {
             Arg::Field(key) => self.field(key, pos)?,
             Arg::Var(name) => self.var(name, pos)?,
             Arg::VarField(name, path) => {
-                let mut v = self.var(name, pos)?;
-                for f in path {
-                    v = match v {
-                        Value::Env => self.field(f, pos)?,
-                        other => {
-                            return Err(self.err(
-                                pos,
-                                format!(
-                                    "can't evaluate field {f} in type {}: only the env has fields",
-                                    other.type_name()
-                                ),
-                            ));
-                        }
-                    };
-                }
-                v
+                let v = self.var(name, pos)?;
+                self.fields_of(v, path, pos)?
+            }
+            Arg::Chain(p, path) => {
+                let v = self.pipeline(p, dot)?;
+                self.fields_of(v, path, pos)?
             }
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(n) => Value::Int(*n),
@@ -382,6 +372,30 @@ impl<'a> Eval<'a> {
                 .map_err(|(p, m)| self.err(p.unwrap_or(pos), m))?,
             Arg::Sub(p) => self.pipeline(p, dot)?,
         })
+    }
+
+    /// `v.A.B`: only the env has fields.
+    fn fields_of(
+        &mut self,
+        mut v: Value,
+        path: &[String],
+        pos: Pos,
+    ) -> Result<Value, TemplateError> {
+        for f in path {
+            v = match v {
+                Value::Env => self.field(f, pos)?,
+                other => {
+                    return Err(self.err(
+                        pos,
+                        format!(
+                            "can't evaluate field {f} in type {}: only the env has fields",
+                            other.type_name()
+                        ),
+                    ));
+                }
+            };
+        }
+        Ok(v)
     }
 
     fn var(&self, name: &str, pos: Pos) -> Result<Value, TemplateError> {

@@ -43,6 +43,8 @@ pub(super) enum Tok {
     Assign,
     /// `,` (in `range $i, $v :=`).
     Comma,
+    /// `.A.B` right after a `)`: fields of the parenthesized value.
+    Chain(Vec<String>),
 }
 
 /// The characters trim markers remove: Go's set, so output matches sealer byte for byte
@@ -262,7 +264,13 @@ fn action(cur: &mut Cursor<'_>, open: Pos) -> Result<Action, TemplateError> {
                 return Err(cur.err(pos, format!("unexpected character {other:?} in action")));
             }
         };
+        let closed = tok == Tok::Close;
         toks.push((tok, pos));
+        // `(…).A`, with no blank before the dot, takes a field of the value, as in Go.
+        if closed && cur.peek(0) == Some('.') && cur.peek(1).is_some_and(is_word) {
+            let pos = cur.pos();
+            toks.push((Tok::Chain(cur.fields()), pos));
+        }
     }
 }
 

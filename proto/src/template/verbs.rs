@@ -271,15 +271,19 @@ impl<'a> Printer<'a> {
             }
             _ => return self.bad_verb(v, verb),
         };
-        if self.f.sharp {
-            return Err(FmtError::Unsupported("the # flag on a float"));
-        }
         let verb = if verb == 'v' { 'g' } else { verb };
-        let num = float::format(x, verb, self.f.prec.or(prec));
+        let prec = self.f.prec.or(prec);
+        let num = float::format(x, verb, prec);
         let (sign, body) = match num.strip_prefix('-') {
-            Some(body) => ('-', body),
-            None => ('+', num.as_str()),
+            Some(body) => ('-', body.to_string()),
+            None => ('+', num),
         };
+        let body = if self.f.sharp {
+            sharp_float(&body, verb, prec)
+        } else {
+            body
+        };
+        let body = body.as_str();
         let sign = if self.f.space && sign == '+' && !self.f.plus {
             ' '
         } else {
@@ -347,6 +351,36 @@ impl<'a> Printer<'a> {
         // The encoding is padded with spaces or zeros like any text, by bytes (all ASCII).
         self.pad(&text)
     }
+}
+
+/// A float under `#`: always a decimal point, and for `%g` the trailing zeros that make up
+/// the precision (6 by default) in significant digits.
+fn sharp_float(body: &str, verb: char, prec: Option<usize>) -> String {
+    let (number, exponent) = match body.find(['e', 'E']) {
+        Some(k) => body.split_at(k),
+        None => (body, ""),
+    };
+    let mut missing = match verb {
+        'g' | 'G' => prec.unwrap_or(6),
+        _ => 0,
+    };
+    let significant = number
+        .trim_start_matches(['0', '.'])
+        .chars()
+        .filter(char::is_ascii_digit)
+        .count();
+    missing = missing.saturating_sub(significant);
+    let mut out = number.to_string();
+    if !number.contains('.') {
+        // A lone zero counts as one significant digit.
+        if number == "0" {
+            missing = missing.saturating_sub(1);
+        }
+        out.push('.');
+    }
+    out.push_str(&"0".repeat(missing));
+    out.push_str(exponent);
+    out
 }
 
 /// The character `%c` prints for `u`: Go's replacement character when `u` is none.

@@ -122,8 +122,15 @@ impl Parser<'_> {
                     let inner = self.pipeline(&toks[k + 1..k + close], p, false)?;
                     self.depth -= 1;
                     k += close;
-                    Arg::Sub(Box::new(inner))
+                    match toks.get(k + 1) {
+                        Some((Tok::Chain(path), _)) => {
+                            k += 1;
+                            Arg::Chain(Box::new(inner), path.clone())
+                        }
+                        _ => Arg::Sub(Box::new(inner)),
+                    }
                 }
+                Tok::Chain(_) => return Err(self.err(p, "a field must follow a value")),
                 Tok::Declare | Tok::Assign | Tok::Comma => {
                     return Err(self.err(
                         p,

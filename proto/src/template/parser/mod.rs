@@ -42,6 +42,8 @@ pub(super) enum Arg {
     Func(String),
     /// `( pipeline )`.
     Sub(Box<Pipeline>),
+    /// `( pipeline ).A.B`: fields of its value.
+    Chain(Box<Pipeline>, Vec<String>),
 }
 
 /// A function call or a single value: `eq .A "x"`, `.Key`.

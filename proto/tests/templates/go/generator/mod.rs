@@ -209,7 +209,7 @@ impl Gen {
             }
             f.push('%');
             for flag in ["-", "+", " ", "0", "#"] {
-                if self.rng.chance(12) && !(flag == "#" && floats) {
+                if self.rng.chance(12) {
                     f.push_str(flag);
                 }
             }
