@@ -233,10 +233,18 @@ impl<'a> Eval<'a> {
                 pos,
                 "this template was called without data, so `.` is undefined; pass it some: {{ template \"name\" . }}",
             )),
-            Value::Missing(key) => Err(self.err(
-                pos,
-                format!("undefined key {key:?}: define it in spec.env or the host's env, or write {{{{ or .{key} \"default\" }}}}"),
-            )),
+            Value::Missing(key) => {
+                // A key that is no identifier (`etcd-dir`) is only reached through index.
+                let read = if crate::env::is_valid_key(key) {
+                    format!(".{key}")
+                } else {
+                    format!("(index . {key:?})")
+                };
+                Err(self.err(
+                    pos,
+                    format!("undefined key {key:?}: define it in spec.env or the host's env, or write {{{{ or {read} \"default\" }}}}"),
+                ))
+            }
             Value::Str(s) => self.emit(&s.clone(), pos),
             // What `and`/`or` return when `nil` decides, printed as Go prints no value.
             Value::Nil => self.emit("<no value>", pos),
