@@ -121,6 +121,83 @@ pub(super) fn format(x: f64, verb: char, prec: Option<usize>) -> String {
     out
 }
 
+/// `x` as `%b` writes it: the binary mantissa and exponent, `4503599627370496p-52`.
+pub(super) fn binary(x: f64) -> String {
+    let bits = x.to_bits();
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1 << 52) - 1);
+    let exp = if biased == 0 {
+        -1074
+    } else {
+        mant |= 1 << 52;
+        biased - 1075
+    };
+    let plus = if exp >= 0 { "+" } else { "" };
+    format!("{sign}{mant}p{plus}{exp}")
+}
+
+/// `x` as `%x` (or `%X` when `upper`) writes it: `0x1.8p+01`, with `prec` hexadecimal
+/// digits after the point (`None`: as few as show the value exactly).
+pub(super) fn hex(x: f64, prec: Option<usize>, upper: bool) -> String {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut frac = bits & ((1 << 52) - 1);
+    let mut exp = biased - 1023;
+    if biased == 0 {
+        if frac == 0 {
+            exp = 0;
+        } else {
+            // Subnormal: shift the leading one up to the implicit bit.
+            exp = -1022;
+            while frac & (1 << 52) == 0 {
+                frac <<= 1;
+                exp -= 1;
+            }
+            frac &= (1 << 52) - 1;
+        }
+    }
+    // The leading digit is 1, except for zero; the 52 fraction bits are 13 hex digits.
+    let mut lead = u64::from(frac != 0 || biased != 0);
+    if let Some(p) = prec.filter(|p| *p < 13) {
+        let drop = 52 - 4 * p as u32;
+        let kept = frac >> drop;
+        let rest = frac & ((1 << drop) - 1);
+        let half = 1 << (drop - 1);
+        let mut rounded = kept;
+        // Round half to even.
+        // The last digit kept is the leading one when no fraction digit is.
+        let odd = if p == 0 { lead == 1 } else { kept & 1 == 1 };
+        if rest > half || (rest == half && odd) {
+            rounded += 1;
+        }
+        if rounded >> (4 * p) != 0 {
+            // 1.fff… rounded up to 2: renormalize to 1.000… one power higher.
+            rounded = 0;
+            exp += 1;
+            lead = 1;
+        }
+        frac = rounded << drop;
+    }
+    let digits = format!("{frac:013x}");
+    let digits = match prec {
+        None => digits.trim_end_matches('0').to_string(),
+        Some(p) => format!("{digits:0<p$}").chars().take(p).collect(),
+    };
+    let mut out = String::new();
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    out.push_str(&format!("0x{lead}"));
+    if !digits.is_empty() {
+        out.push('.');
+        out.push_str(&digits);
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    out.push_str(&format!("p{sign}{:02}", exp.unsigned_abs()));
+    if upper { out.to_uppercase() } else { out }
+}
+
 /// `x` as Go's `%v` prints it.
 pub(super) fn shortest(x: f64) -> String {
     format(x, 'g', None)
@@ -148,5 +225,11 @@ mod tests {
         ] {
             assert_eq!(format(x, verb, prec), want, "{x} {verb} {prec:?}");
         }
+        assert_eq!(binary(1.0), "4503599627370496p-52");
+        assert_eq!(binary(0.0), "0p-1074");
+        assert_eq!(hex(3.0, None, false), "0x1.8p+01");
+        assert_eq!(hex(1.0, Some(0), true), "0X1P+00");
+        assert_eq!(hex(1.96875, Some(1), false), "0x1.0p+01");
+        assert_eq!(hex(0.0, None, false), "0x0p+00");
     }
 }

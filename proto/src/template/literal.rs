@@ -76,9 +76,7 @@ pub(super) fn number(text: &str) -> Result<Value, String> {
     let body = text.trim_start_matches(['+', '-']);
     let hex = body.starts_with("0x") || body.starts_with("0X");
     if hex && body.contains(['p', 'P']) {
-        return Err(format!(
-            "number {text}: hexadecimal floats are not supported"
-        ));
+        return hex_float(text).ok_or_else(|| format!("illegal number syntax: {text:?}"));
     }
     if hex || !body.contains(['.', 'e', 'E']) {
         // Digits Go could not read as an int (`08`, `1__0`, more than 64 bits).
@@ -94,6 +92,48 @@ pub(super) fn number(text: &str) -> Result<Value, String> {
         Ok(x) if x.is_finite() => Ok(Value::Float(x)),
         _ => Err(format!("illegal number syntax: {text:?}")),
     }
+}
+
+/// A hexadecimal float, `0x1.8p-2`: hexadecimal digits, a point perhaps, then a power of two.
+fn hex_float(text: &str) -> Option<Value> {
+    if text.contains('_') && !underscores_ok(text) {
+        return None;
+    }
+    let clean: String = text.chars().filter(|c| *c != '_').collect();
+    let (neg, body) = match clean.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, clean.strip_prefix('+').unwrap_or(&clean)),
+    };
+    let body = body.get(2..)?;
+    let (mantissa, exp) = body.split_once(['p', 'P'])?;
+    let mut exp: i64 = exp.parse().ok()?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut m: u128 = 0;
+    for (k, c) in int.chars().chain(frac.chars()).enumerate() {
+        let d = u128::from(c.to_digit(16)?);
+        if m >> 120 == 0 {
+            m = m * 16 + d;
+            if k >= int.len() {
+                exp -= 4;
+            }
+        } else if k < int.len() {
+            // Digits past 120 bits only scale the value.
+            exp += 4;
+        }
+    }
+    // The mantissa rounds once to 53 bits; scaling by a power of two is exact in range.
+    let mut x = m as f64;
+    let exp = i32::try_from(exp.clamp(-5000, 5000)).ok()?;
+    let half = exp / 2;
+    x *= 2f64.powi(half);
+    x *= 2f64.powi(exp - half);
+    if neg {
+        x = -x;
+    }
+    x.is_finite().then_some(Value::Float(x))
 }
 
 /// One character or escape from `chars` inside a literal quoted by `quote`: its value, and
@@ -194,11 +234,14 @@ mod tests {
             "9223372036854775808",
             "0x",
             "1e999",
-            "0x1p4",
+            "0x1p9999",
+            "0x1.8",
             "1i",
         ] {
             assert!(number(bad).is_err(), "{bad}");
         }
+        assert_eq!(number("0x1p4"), Ok(Value::Float(16.0)));
+        assert_eq!(number("-0x1.8p-1"), Ok(Value::Float(-0.75)));
         assert_eq!(char_constant("\\n"), Ok(Value::Int(10)));
         assert_eq!(char_constant("é"), Ok(Value::Int(233)));
         assert_eq!(char_constant("\\377"), Ok(Value::Int(255)));

@@ -10,7 +10,7 @@
 //! Supported: all of Go's `text/template` but `call` (refused with a message: the env holds
 //! no functions), rendering byte for byte as Go 1.19 does — text; `{{ .Key }}`, `{{ . }}`,
 //! `$`, `$x := …`, `$x = …`, `$x.Key`, `(…).Key`; string (`"…"` with Go's escapes, `` `…` ``),
-//! character (`'a'`), number (`0x1F`, `0o17`, `1_000`, `1.5`, `1e3`), boolean literals and
+//! character (`'a'`), number (`0x1F`, `0o17`, `1_000`, `1.5`, `1e3`, `0x1p-2`), boolean literals and
 //! `nil` as an argument; pipelines; `( … )`; `if`/`else if`/`else`, `with`/`else`,
 //! `range` (over lists, with `$i, $e :=`, `else`, `break`, `continue`; over `.`, in key
 //! order), `define`/`template`/`block`, `{{-`/`-}}`, `{{/* comments */}}`; Go's builtins
@@ -24,9 +24,9 @@
 //! undefined key is an error when printed (Go: `<no value>`), also through `index` (Go:
 //! ""); `.Key` reads the env also where `.` is a string (Go: an error); a template called
 //! without data may not print `.`; a string is never cut inside a UTF-8 character, and no
-//! escape makes a string that is not UTF-8; `printf` refuses `%x`, `%X` and `%b` of floats
-//! and `%p` of lists and the env (an address); hexadecimal float and imaginary literals are
-//! refused; templates may call each other 200 levels deep at most (Go: 100,000).
+//! escape makes a string that is not UTF-8; `printf` refuses `%#x` of a float and `%p` of
+//! a list or the env (an address); imaginary literals (`1i`) are refused; templates may call
+//! each other 200 levels deep at most (Go: 100,000).
 //!
 //! A render is bounded (see `limits`): at most [`MAX_TEXT`] of output and of any one
 //! string it builds, [`MAX_BUILT`] built in all, [`MAX_STEPS`] steps (reading long

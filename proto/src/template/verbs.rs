@@ -264,21 +264,24 @@ impl<'a> Printer<'a> {
         let prec = match verb {
             'v' | 'g' | 'G' => None,
             'e' | 'E' | 'f' | 'F' => Some(6),
-            'b' | 'x' | 'X' => {
-                return Err(FmtError::Unsupported(
-                    "%b, %x and %X of a float (binary and hexadecimal floats)",
-                ));
+            'x' | 'X' if self.f.sharp => {
+                return Err(FmtError::Unsupported("the # flag on %x and %X of a float"));
             }
+            'b' | 'x' | 'X' => None,
             _ => return self.bad_verb(v, verb),
         };
         let verb = if verb == 'v' { 'g' } else { verb };
         let prec = self.f.prec.or(prec);
-        let num = float::format(x, verb, prec);
+        let num = match verb {
+            'b' => float::binary(x),
+            'x' | 'X' => float::hex(x, prec, verb == 'X'),
+            _ => float::format(x, verb, prec),
+        };
         let (sign, body) = match num.strip_prefix('-') {
             Some(body) => ('-', body.to_string()),
             None => ('+', num),
         };
-        let body = if self.f.sharp {
+        let body = if self.f.sharp && verb != 'b' {
             sharp_float(&body, verb, prec)
         } else {
             body
