@@ -10,8 +10,7 @@ use crate::root::HostRoot;
 use serde::{Deserialize, Serialize};
 use std::fs;
 
-/// The agent's host-wide state directory.
-pub(crate) const HOST_STATE_DIR: &str = "/var/lib/installer-agent";
+pub(crate) use crate::paths::HOST_STATE_DIR;
 
 /// One cluster on this host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,9 @@ use crate::root::HostRoot;
 use installer_proto::plan::{cluster_dir, rootfs_dir};
 use std::path::PathBuf;
 
+/// The agent's host-wide state directory.
+pub(crate) const HOST_STATE_DIR: &str = "/var/lib/installer-agent";
+
 /// The directories and files of one cluster.
 #[derive(Clone, Debug)]
 pub(crate) struct ClusterPaths {

@@ -5,7 +5,7 @@
 //! `clean` can undo it also for rootfs trees that ship no clean scripts at all.
 
 use super::{Ctx, StepResult};
-use crate::clusters::HOST_STATE_DIR;
+use crate::paths::HOST_STATE_DIR;
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
 use crate::root::HostRoot;
