@@ -148,7 +148,34 @@ fn built(name: &str, meter: &mut Meter, text: String) -> Result<Value, CallError
     Ok(Value::Str(Arc::from(text)))
 }
 
+/// Our functions whose parameters are all strings (as in sprig, whose signatures sealer's
+/// templates are written for): Go refuses any other value passed to them.
+const STRING_PARAMS: [&str; 10] = [
+    "b64enc",
+    "b64dec",
+    "trim",
+    "upper",
+    "lower",
+    "replace",
+    "contains",
+    "hasPrefix",
+    "hasSuffix",
+    "splitList",
+];
+
 fn plain(name: &str, args: &[(Value, Pos)], meter: &mut Meter) -> Result<Value, CallError> {
+    if STRING_PARAMS.contains(&name)
+        && let Some((v, p)) = args.iter().find(|(v, _)| !matches!(v, Value::Str(_)))
+    {
+        return Err((
+            Some(*p),
+            format!(
+                "{name} takes strings, not {} {}",
+                v.type_name(),
+                v.preview()
+            ),
+        ));
+    }
     let s = |k: usize| args[k].0.text();
     let check = |meter: &mut Meter, size: usize| meter.build(name, size).map_err(|m| (None, m));
     Ok(match name {

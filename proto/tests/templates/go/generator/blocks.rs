@@ -58,7 +58,15 @@ impl Gen {
             }
             6 | 7 => {
                 self.depth += 1;
-                let (p, _) = self.pipeline();
+                let mark = self.vars.len();
+                let (mut p, kind) = self.pipeline();
+                if self.rng.chance(15) {
+                    // A variable declared in the condition is seen by every branch.
+                    let name = format!("v{}", self.next_var);
+                    self.next_var += 1;
+                    p = format!("${name} := {p}");
+                    self.vars.push((name, kind));
+                }
                 self.action(out, &format!("if {p}"));
                 {
                     let n = 1 + self.rng.below(3);
@@ -80,6 +88,7 @@ impl Gen {
                     };
                 }
                 self.action(out, "end");
+                self.vars.truncate(mark);
                 self.depth -= 1;
             }
             8 => {
@@ -107,8 +116,13 @@ impl Gen {
                     self.action(out, &format!("if {p}"));
                     self.action(out, kw);
                     self.action(out, "end");
-                } else if let Some(name) = self.defines.last().cloned() {
-                    let data = if self.dot == Kind::Env { "." } else { "$" };
+                } else if let Some((name, env)) = self.defines.last().cloned() {
+                    let data = match (env, self.dot) {
+                        (true, Kind::Env) => ".".to_string(),
+                        (true, _) if self.dollar_env => "$".to_string(),
+                        (true, _) => return,
+                        (false, _) => self.string_value().0,
+                    };
                     self.action(out, &format!("template {name:?} {data}"));
                 } else {
                     out.push_str(self.rng.pick(&TEXTS));
@@ -119,7 +133,7 @@ impl Gen {
 
     fn range(&mut self, out: &mut String) {
         self.depth += 1;
-        let (list, elem) = if self.rng.chance(20) {
+        let (list, elem) = if self.dollar_env && self.rng.chance(20) {
             ("$".to_string(), Kind::Str)
         } else {
             (self.list_value(), Kind::Str)
@@ -163,6 +177,22 @@ impl Gen {
         self.depth -= 1;
     }
 
+    /// The body of a `define` or `block`: a template of its own, which sees only `$`.
+    fn named_body(&mut self, out: &mut String, env: bool) {
+        let vars = std::mem::take(&mut self.vars);
+        let ranges = std::mem::replace(&mut self.ranges, 0);
+        let dot = std::mem::replace(&mut self.dot, if env { Kind::Env } else { Kind::Str });
+        self.dollar_env = env;
+        self.depth = 1;
+        let n = 1 + self.rng.below(2);
+        self.body(out, n);
+        self.depth = 0;
+        self.dollar_env = true;
+        self.dot = dot;
+        self.ranges = ranges;
+        self.vars = vars;
+    }
+
     /// One template: perhaps a named template first, then a few items.
     fn template(&mut self) -> String {
         self.vars.clear();
@@ -170,17 +200,20 @@ impl Gen {
         self.dot = Kind::Env;
         self.next_var = 0;
         let mut out = String::new();
-        if self.rng.chance(15) {
+        if self.rng.chance(20) {
             let name = format!("d{}", self.rng.below(3));
+            // A template given the env, or one given a string (whose `$` is that string).
+            let env = self.rng.chance(60);
             let _ = write!(out, "{{{{ define {name:?} }}}}");
-            self.depth = 1;
-            {
-                let n = 1 + self.rng.below(2);
-                self.body(&mut out, n)
-            };
-            self.depth = 0;
+            self.named_body(&mut out, env);
             out.push_str("{{ end }}");
-            self.defines.push(name);
+            self.defines.push((name, env));
+        }
+        if self.rng.chance(8) {
+            let name = format!("b{}", self.rng.below(2));
+            let _ = write!(out, "{{{{ block {name:?} . }}}}");
+            self.named_body(&mut out, true);
+            out.push_str("{{ end }}");
         }
         {
             let n = 1 + self.rng.below(4);
@@ -200,6 +233,7 @@ pub(in super::super) fn generate() -> String {
         ranges: 0,
         depth: 0,
         defines: Vec::new(),
+        dollar_env: true,
         next_var: 0,
     };
     let lines: Vec<String> = (0..CASES)

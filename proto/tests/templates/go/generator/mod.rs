@@ -136,7 +136,10 @@ struct Gen {
     dot: Kind,
     ranges: usize,
     depth: usize,
-    defines: Vec<String>,
+    /// Named templates so far, and whether each takes the env (else a string).
+    defines: Vec<(String, bool)>,
+    /// Whether `$` is the env (not inside a template given a string).
+    dollar_env: bool,
     next_var: usize,
 }
 
@@ -158,8 +161,15 @@ impl Gen {
             1 => {
                 let (key, ascii) = KEYS[self.rng.below(KEYS.len())];
                 let kind = if ascii { Kind::Ascii } else { Kind::Str };
-                if self.dot == Kind::Env && self.rng.chance(70) {
+                let env_var = self.vars.iter().rev().find(|(_, k)| *k == Kind::Env);
+                if self.dot == Kind::Env && self.rng.chance(60) {
                     (format!(".{key}"), kind)
+                } else if let (Some((name, _)), true) = (env_var, self.rng.chance(30)) {
+                    (format!("${name}.{key}"), kind)
+                } else if !self.dollar_env {
+                    self.string_literal()
+                } else if self.rng.chance(15) {
+                    (format!("($).{key}"), kind)
                 } else {
                     (format!("$.{key}"), kind)
                 }
@@ -172,7 +182,11 @@ impl Gen {
                 };
                 let ascii = key != "Unicode";
                 let kind = if ascii { Kind::Ascii } else { Kind::Str };
-                (format!("(index $ {key:?})"), kind)
+                match (self.dollar_env, self.dot) {
+                    (true, _) => (format!("(index $ {key:?})"), kind),
+                    (false, Kind::Env) => (format!("(index . {key:?})"), kind),
+                    _ => self.string_literal(),
+                }
             }
             _ => match self.vars.iter().rev().find(|(_, k)| k.stringy()) {
                 Some((name, kind)) => (format!("${name}"), *kind),
@@ -183,9 +197,9 @@ impl Gen {
 
     fn list_value(&mut self) -> String {
         let (sep, src) = match self.rng.below(4) {
-            0 => (r#"",""#, "$.Hosts".to_string()),
-            1 => (r#"",""#, r#""a,b,c""#.to_string()),
-            2 => (r#"" ""#, "$.Spaces".to_string()),
+            0 if self.dollar_env => (r#"",""#, "$.Hosts".to_string()),
+            2 if self.dollar_env => (r#"" ""#, "$.Spaces".to_string()),
+            0..=2 => (r#"",""#, r#""a,b,c""#.to_string()),
             _ => (r#""""#, r#""xyz""#.to_string()),
         };
         let list = format!("splitList {sep} {src}");
@@ -219,7 +233,9 @@ impl Gen {
             if self.rng.chance(5) {
                 let _ = write!(f, "[{}]", 1 + self.rng.below(3));
             }
-            if self.rng.chance(35) {
+            if self.rng.chance(4) {
+                f.push('*');
+            } else if self.rng.chance(35) {
                 let _ = write!(f, "{}", 1 + self.rng.below(12));
             }
             if self.rng.chance(25) {
