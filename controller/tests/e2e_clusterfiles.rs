@@ -70,21 +70,29 @@ fn sealer_clusterfiles_apply_unchanged_and_a_missing_key_stops_before_shipping()
     fs::create_dir_all(overlay.path().join("etc")).unwrap();
     fs::write(
         overlay.path().join("etc/etcd.conf.tmpl"),
-        "data-dir: {{ index . \"etcd-dir\" }}\nlisten: {{ .HostIP }}:{{ .EtcdPort }}\n",
+        "data-dir: {{ index . \"etcd-dir\" }}\nlisten: {{ .HostIP }}\n",
+    )
+    .unwrap();
+    fs::write(
+        overlay.path().join("etc/etcd-port.conf.tmpl"),
+        "port: {{ .EtcdPort }}\n",
     )
     .unwrap();
     let overlay_arg = overlay.path().display().to_string();
     let refused = installer(&cluster, &["apply", "--overlay", &overlay_arg]);
     assert_eq!(refused.code, 2, "{}", refused.describe());
-    // The canonical file has no etcd-dir either: both keys are reported, each once, for
-    // every host.
-    for key in ["etcd-dir", "EtcdPort"] {
+    // The canonical file has no etcd-dir either: both templates' problems are reported,
+    // each once, for every host.
+    for (key, file) in [
+        ("etcd-dir", "etc/etcd.conf.tmpl"),
+        ("EtcdPort", "etc/etcd-port.conf.tmpl"),
+    ] {
         let line = refused
             .stderr
             .lines()
             .find(|l| l.contains(&format!("undefined key \"{key}\"")))
             .unwrap_or_else(|| panic!("{key} not reported: {}", refused.describe()));
-        assert!(line.contains("etc/etcd.conf.tmpl:"), "{line}");
+        assert!(line.starts_with(&format!("{file}:")), "{line}");
         assert!(
             line.ends_with(&format!("(on {})", ips.join(", "))),
             "{line}"
@@ -111,12 +119,8 @@ fn sealer_clusterfiles_apply_unchanged_and_a_missing_key_stops_before_shipping()
         );
     }
 
-    // 2. The Clusterfile as sealer writes it, with the key defined: hosts end ok.
-    fs::write(
-        overlay.path().join("etc/etcd.conf.tmpl"),
-        "data-dir: {{ index . \"etcd-dir\" }}\nlisten: {{ .HostIP }}\n",
-    )
-    .unwrap();
+    // 2. The Clusterfile as sealer writes it, with the keys defined: hosts end ok.
+    fs::remove_file(overlay.path().join("etc/etcd-port.conf.tmpl")).unwrap();
     fs::write(cluster.clusterfile_path(), as_sealer_writes(&canonical)).unwrap();
     let run = installer(&cluster, &["apply", "--overlay", &overlay_arg]);
     assert_eq!(run.code, 0, "{}", run.describe());
