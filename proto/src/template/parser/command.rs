@@ -14,8 +14,9 @@ impl Parser<'_> {
         pos: Pos,
         range: bool,
     ) -> Result<Pipeline, TemplateError> {
+        // `$` itself may be declared or assigned too, as in Go.
         let var = |t: &Tok| match t {
-            Tok::Var(v, path) if !v.is_empty() && path.is_empty() => Some(v.clone()),
+            Tok::Var(v, path) if path.is_empty() => Some(v.clone()),
             _ => None,
         };
         let (decl, assign, rest) = match toks {
@@ -37,7 +38,7 @@ impl Parser<'_> {
                     ));
                 };
                 let assign = *op == Tok::Assign;
-                if assign && !self.vars.contains(&a) {
+                if assign && !a.is_empty() && !self.vars.contains(&a) {
                     return Err(self.err(
                         *p,
                         format!("${a} is assigned before it is declared; write `${a} := …` first"),
