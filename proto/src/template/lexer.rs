@@ -153,7 +153,7 @@ pub(super) fn lex(name: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
             trim_next_text,
             trim_left,
         );
-        let (toks, trim_right) = action(&mut cur, open)?;
+        let (toks, trim_right) = action(&mut cur, open, trim_left)?;
         trim_next_text = trim_right;
         if let Some(toks) = toks {
             pieces.push(Piece::Action(toks, open));
@@ -196,11 +196,9 @@ fn push_text(
 /// `-}}` closed it.
 type Action = (Option<Vec<(Tok, Pos)>>, bool);
 
-fn action(cur: &mut Cursor<'_>, open: Pos) -> Result<Action, TemplateError> {
-    let mut k = 0;
-    while cur.peek(k).is_some_and(is_trim_space) {
-        k += 1;
-    }
+fn action(cur: &mut Cursor<'_>, open: Pos, trim_left: bool) -> Result<Action, TemplateError> {
+    // As in Go, a comment starts right after `{{` or `{{- `; `{{ /*` is no comment.
+    let k = usize::from(trim_left);
     if cur.peek(k) == Some('/') && cur.peek(k + 1) == Some('*') {
         cur.skip(k + 2);
         return comment(cur, open).map(|trim| (None, trim));

@@ -67,6 +67,19 @@ impl Parser<'_> {
                 }
             }
         }
+        // A literal or `.` after `|` could never receive the value: Go refuses it when parsing.
+        for (k, cmd) in cmds.iter().enumerate().skip(1) {
+            if let Some((
+                Arg::Str(_) | Arg::Int(_) | Arg::Float(_) | Arg::Bool(_) | Arg::Dot | Arg::Nil,
+                p,
+            )) = cmd.args.first()
+            {
+                return Err(self.err(
+                    *p,
+                    format!("non executable command in pipeline stage {}: only a function can receive a piped value", k + 1),
+                ));
+            }
+        }
         // Declared after the value is parsed: `$x := $x` reads the outer `$x`, as in Go.
         if !assign {
             self.vars.extend(decl.iter().cloned());
