@@ -296,6 +296,7 @@ impl<'a> Eval<'a> {
         dot: &Value,
         piped: Option<Value>,
     ) -> Result<Value, TemplateError> {
+        // The parser never builds a command without arguments.
         let (head, pos) = &cmd.args[0];
         if let Arg::Func(name) = head {
             if name == "and" || name == "or" {
@@ -332,6 +333,7 @@ impl<'a> Eval<'a> {
         dot: &Value,
         piped: Option<Value>,
     ) -> Result<Value, TemplateError> {
+        // The function's name is the first argument (see `command`).
         let (_, pos) = &cmd.args[0];
         if cmd.args.len() == 1 && piped.is_none() {
             return Err(self.err(

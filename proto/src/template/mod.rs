@@ -9,9 +9,9 @@
 //!
 //! Supported: all of Go's `text/template` but `call` (refused with a message: the env holds
 //! no functions), rendering byte for byte as Go 1.19 does — text; `{{ .Key }}`, `{{ . }}`,
-//! `$`, `$x := …`, `$x = …`, `$x.Key`, `(…).Key`; string (`"…"` with Go's escapes, `` `…` ``),
-//! character (`'a'`), number (`0x1F`, `0o17`, `1_000`, `1.5`, `1e3`, `0x1p-2`), boolean literals and
-//! `nil` as an argument; pipelines; `( … )`; `if`/`else if`/`else`, `with`/`else`,
+//! `$`, `$x := …`, `$x = …`, `$x.Key`, `(…).Key`; string (`"…"` with Go's escapes,
+//! `` `…` ``), character (`'a'`), number (`0x1F`, `0o17`, `1_000`, `1.5`, `1e3`, `0x1p-2`)
+//! and boolean literals, `nil` as an argument; pipelines; `( … )`; `if`/`else if`/`else`, `with`/`else`,
 //! `range` (over lists, with `$i, $e :=`, `else`, `break`, `continue`; over `.`, in key
 //! order), `define`/`template`/`block`, `{{-`/`-}}`, `{{/* comments */}}`; Go's builtins
 //! `and or not eq ne lt le gt ge len index slice print printf println html js urlquery`
@@ -20,13 +20,19 @@
 //! `b64dec` and sealer's string helpers (`funcs::NAMES`). `index . "etcd-dir"` reads keys
 //! that are not Go identifiers.
 //!
-//! Where this differs from Go, it is stricter or says more, never a different text: an
+//! Where this differs from Go, it refuses with a message what Go would render (one
+//! approximation aside, at the end of this paragraph): an
 //! undefined key is an error when printed (Go: `<no value>`), also through `index` (Go:
 //! ""); `.Key` reads the env also where `.` is a string (Go: an error); a template called
 //! without data may not print `.`; a string is never cut inside a UTF-8 character, and no
 //! escape makes a string that is not UTF-8; `printf` refuses `%#x` of a float and `%p` of
 //! a list or the env (an address); imaginary literals (`1i`) are refused; templates may call
-//! each other 200 levels deep at most (Go: 100,000).
+//! each other 200 levels deep at most (Go: 100,000); a number literal too large for an int is
+//! refused when parsing (Go: when run). `%q` and `js` escape what Go's `unicode.IsPrint`
+//! rejects, approximated outside ASCII (see `quote::is_print`).
+//!
+//! Checked against Go: `proto/tests/templates/go/` holds hand-written cases and a corpus of
+//! generated templates with Go 1.19's outputs; `scripts/template-goldens.sh` regenerates them.
 //!
 //! A render is bounded (see `limits`): at most [`MAX_TEXT`] of output and of any one
 //! string it builds, [`MAX_BUILT`] built in all, [`MAX_STEPS`] steps (reading long
