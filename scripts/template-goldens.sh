@@ -3,6 +3,8 @@
 # what Go's own text/template (Go 1.19, Debian 12's golang-go) renders for
 #   proto/tests/templates/go/cases.txt   (hand-written cases)  -> cases.golden.json
 #   proto/tests/templates/go/corpus.json (generated templates) -> corpus.golden.json
+#   proto/tests/templates/go/undefined.txt (undefined keys in conditions, rendered with Go's
+#     default missingkey, as sealer renders) -> undefined.golden.json
 # The corpus itself is written by the Rust test's seeded generator, so it is regenerated
 # first (REGENERATE_TEMPLATE_CORPUS=1 makes the test write the file instead of checking it).
 # Needs Go (apt-get install -y golang-go); plain `cargo test` needs neither Go nor this.
@@ -25,4 +27,6 @@ go run render.go -env env.txt -cases cases.txt > cases.golden.json.new
 mv cases.golden.json.new cases.golden.json
 go run render.go -env env.txt -corpus corpus.json > corpus.golden.json.new
 mv corpus.golden.json.new corpus.golden.json
+go run render.go -env env.txt -missingkey default -cases undefined.txt > undefined.golden.json.new
+mv undefined.golden.json.new undefined.golden.json
 echo "goldens written in $dir (go $(go env GOVERSION))"

@@ -43,10 +43,15 @@ fn goldens(file: &str) -> Vec<GoResult> {
     serde_json::from_str(&text).unwrap()
 }
 
-/// The cases of `go/cases.txt`: a line `--- name` starts each; its template is the lines
-/// up to the next one, without the last newline (as `render.go` reads them).
+/// The cases of `go/cases.txt`.
 pub(super) fn hand_written() -> Vec<(String, String)> {
-    let text = fs::read_to_string(go_dir().join("cases.txt")).unwrap();
+    cases_in("cases.txt")
+}
+
+/// The cases of a file of hand-written cases: a line `--- name` starts each; its template
+/// is the lines up to the next one, without the last newline (as `render.go` reads them).
+fn cases_in(file: &str) -> Vec<(String, String)> {
+    let text = fs::read_to_string(go_dir().join(file)).unwrap();
     let mut cases: Vec<(String, Vec<&str>)> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line.strip_prefix("--- ") {
@@ -111,4 +116,15 @@ fn hand_written_cases_render_as_go_renders_them() {
         cases.len(),
         diffs.join("\n")
     );
+}
+
+#[test]
+fn undefined_keys_in_conditions_are_false_as_in_go_without_missingkey_error() {
+    // Go's default (sealer's): an undefined key is no value, false where it is tested.
+    let cases = cases_in("undefined.txt");
+    let want = goldens("undefined.golden.json");
+    assert!(cases.len() >= 10, "{}", cases.len());
+    assert!(want.iter().all(|r| r.ok), "every case renders in Go");
+    let diffs = differences(&cases, &want);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

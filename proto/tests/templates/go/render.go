@@ -6,12 +6,15 @@
 // adds b64enc/b64dec (as sealer does) and splitList (one of our sealer helpers, so that
 // cases have lists to range over; an empty string splits to no elements, as ours does).
 // missingkey=error makes Go fail where our engine fails on an undefined key; the cases only
-// read defined keys, except where a case checks exactly that.
+// read defined keys, except where a case checks exactly that. undefined.txt is rendered
+// with Go's default instead (an undefined key is no value, as sealer renders it): its cases
+// use undefined keys only where both engines call them false.
 //
 // Usage:
 //
 //	go run render.go -env env.txt -cases cases.txt   > cases.golden.json
 //	go run render.go -env env.txt -corpus corpus.json > corpus.golden.json
+//	go run render.go -env env.txt -missingkey default -cases undefined.txt > undefined.golden.json
 package main
 
 import (
@@ -51,13 +54,16 @@ func funcs() template.FuncMap {
 	}
 }
 
+// missingKey is the text/template option for keys the env lacks.
+var missingKey = "error"
+
 func render(src string, env map[string]string) (r result) {
 	defer func() {
 		if p := recover(); p != nil {
 			r = result{Ok: false, Error: fmt.Sprint("panic: ", p)}
 		}
 	}()
-	t, err := template.New("t").Funcs(funcs()).Option("missingkey=error").Parse(src)
+	t, err := template.New("t").Funcs(funcs()).Option("missingkey=" + missingKey).Parse(src)
 	if err != nil {
 		return result{Ok: false, Error: err.Error()}
 	}
@@ -127,6 +133,7 @@ func main() {
 	envPath := flag.String("env", "env.txt", "the env, KEY=VALUE lines")
 	casesPath := flag.String("cases", "", "hand-written cases")
 	corpusPath := flag.String("corpus", "", "a JSON array of templates")
+	flag.StringVar(&missingKey, "missingkey", "error", "text/template's missingkey option")
 	flag.Parse()
 	env := readEnv(*envPath)
 	var results []result
