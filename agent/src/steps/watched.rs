@@ -5,9 +5,9 @@
 //! `clean` can undo it also for rootfs trees that ship no clean scripts at all.
 
 use super::{Ctx, StepResult};
-use crate::paths::HOST_STATE_DIR;
 use crate::journal::Journal;
 use crate::paths::ClusterPaths;
+use crate::paths::HOST_STATE_DIR;
 use crate::root::HostRoot;
 use crate::units;
 use crate::watch::{self, Snapshot, WatchConfig, Watcher};
