@@ -84,6 +84,7 @@ pub fn build(args: &HandApply) -> anyhow::Result<(Plan, MergedTree)> {
             domain: args.registry_domain.clone(),
             port: args.registry_port,
             deploy: args.registry_host,
+            tls: None,
         },
         container_runtime: args.container_runtime.clone(),
         cluster_env: args.env.clone(),

@@ -101,6 +101,7 @@ fn plan_inputs(
             domain: cf.registry.domain.clone(),
             port: cf.registry.port,
             deploy: registry_host,
+            tls: None,
         },
         container_runtime: cf.container_runtime.clone(),
         cluster_env: cf.env.clone(),

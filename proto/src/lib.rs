@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod plan;
 pub mod rootfs;
 pub mod runtime_scripts;
+pub mod secret;
 pub mod system_dirs;
 pub mod template;
 pub mod term;

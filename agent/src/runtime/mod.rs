@@ -12,6 +12,23 @@ use std::path::{Path, PathBuf};
 /// The containerd namespace the agent uses with `ctr`.
 pub(crate) const CTR_NAMESPACE: &str = "default";
 
+/// How the registry container is started: the image (a docker-save tar and the name in it),
+/// its data directory (mounted at `/var/lib/registry`), its environment (`KEY=VALUE`, the
+/// registry's own settings: paths and addresses, never a secret) and the files it reads
+/// (host path, container path), mounted read-only.
+pub(crate) struct RegistryRun<'a> {
+    /// The image tar.
+    pub tar: &'a Path,
+    /// The image name the tar holds.
+    pub image: &'a str,
+    /// The registry's storage.
+    pub data: &'a Path,
+    /// `KEY=VALUE` settings.
+    pub env: Vec<String>,
+    /// Read-only mounts: (host path, container path).
+    pub read_only: Vec<(PathBuf, &'static str)>,
+}
+
 /// A runtime CLI found on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Runtime {
@@ -126,68 +143,68 @@ impl Runtime {
     pub(crate) fn commands_to_start(
         &self,
         cmd: &dyn CommandRunner,
-        tar: &Path,
-        image: &str,
-        data: &Path,
-        addr_env: &str,
+        run: &RegistryRun<'_>,
     ) -> Vec<Vec<String>> {
         if self.is_running(cmd, REGISTRY) {
             return Vec::new();
         }
-        self.start_commands(tar, image, data, addr_env)
+        self.start_commands(run)
     }
 
     /// The commands that load the image tar and start the registry container.
-    pub(crate) fn start_commands(
-        &self,
-        tar: &Path,
-        image: &str,
-        data: &Path,
-        addr_env: &str,
-    ) -> Vec<Vec<String>> {
+    pub(crate) fn start_commands(&self, run: &RegistryRun<'_>) -> Vec<Vec<String>> {
         let p = self.program();
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let tar = tar.display().to_string();
-        let data = data.display().to_string();
+        let tar = run.tar.display().to_string();
+        let data = run.data.display().to_string();
+        let mut argv: Vec<String> = Vec::new();
+        let mut push = |v: &[&str]| argv.extend(v.iter().map(|x| x.to_string()));
         match self {
-            Runtime::Docker(_) | Runtime::Nerdctl(_) => vec![
-                s(&[&p, "load", "-i", &tar]),
-                s(&[&p, "rm", "-f", REGISTRY]),
-                s(&[
-                    &p,
-                    "run",
-                    "-d",
-                    "--name",
-                    REGISTRY,
-                    "--restart",
-                    "always",
-                    "--network",
-                    "host",
-                    "-e",
-                    addr_env,
-                    "-v",
-                    &format!("{data}:/var/lib/registry"),
-                    image,
-                ]),
-            ],
-            Runtime::Ctr(_) => vec![
-                s(&[&p, "-n", CTR_NAMESPACE, "images", "import", &tar]),
-                // ctr stores (and runs) images by their fully qualified name.
-                s(&[
-                    &p,
-                    "-n",
-                    CTR_NAMESPACE,
-                    "run",
-                    "-d",
-                    "--net-host",
-                    "--env",
-                    addr_env,
+            Runtime::Docker(_) | Runtime::Nerdctl(_) => {
+                push(&[&p, "run", "-d", "--name", REGISTRY, "--restart", "always"]);
+                push(&["--network", "host"]);
+                for e in &run.env {
+                    push(&["-e", e]);
+                }
+                push(&["-v", &format!("{data}:/var/lib/registry")]);
+                for (src, dst) in &run.read_only {
+                    push(&["-v", &format!("{}:{dst}:ro", src.display())]);
+                }
+                push(&[run.image]);
+                vec![
+                    vec![p.clone(), "load".into(), "-i".into(), tar],
+                    vec![p.clone(), "rm".into(), "-f".into(), REGISTRY.into()],
+                    argv,
+                ]
+            }
+            Runtime::Ctr(_) => {
+                push(&[&p, "-n", CTR_NAMESPACE, "run", "-d", "--net-host"]);
+                for e in &run.env {
+                    push(&["--env", e]);
+                }
+                push(&[
                     "--mount",
                     &format!("type=bind,src={data},dst=/var/lib/registry,options=rbind:rw"),
-                    &qualified(image),
-                    REGISTRY,
-                ]),
-            ],
+                ]);
+                for (src, dst) in &run.read_only {
+                    push(&[
+                        "--mount",
+                        &format!("type=bind,src={},dst={dst},options=rbind:ro", src.display()),
+                    ]);
+                }
+                // ctr stores (and runs) images by their fully qualified name.
+                push(&[&qualified(run.image), REGISTRY]);
+                vec![
+                    vec![
+                        p.clone(),
+                        "-n".into(),
+                        CTR_NAMESPACE.into(),
+                        "images".into(),
+                        "import".into(),
+                        tar,
+                    ],
+                    argv,
+                ]
+            }
         }
     }
 

@@ -30,10 +30,13 @@ fn ctr() -> Runtime {
 fn start(rt: &Runtime, fake: &RecordingFake) -> Vec<Vec<String>> {
     rt.commands_to_start(
         fake,
-        Path::new("/rootfs/images/registry.tar"),
-        "registry:2.8",
-        Path::new("/rootfs/registry"),
-        "REGISTRY_HTTP_ADDR=0.0.0.0:5000",
+        &RegistryRun {
+            tar: Path::new("/rootfs/images/registry.tar"),
+            image: "registry:2.8",
+            data: Path::new("/rootfs/registry"),
+            env: vec!["REGISTRY_HTTP_ADDR=0.0.0.0:5000".into()],
+            read_only: Vec::new(),
+        },
     )
 }
 
@@ -279,5 +282,33 @@ fn runtimes_are_found_on_the_search_path_in_order_docker_nerdctl_ctr() {
             Runtime::Docker(b.path().join("docker")),
             Runtime::Ctr(a.path().join("ctr")),
         ]
+    );
+}
+
+#[test]
+fn the_registrys_tls_files_are_mounted_read_only_and_named_in_its_env() {
+    let run = RegistryRun {
+        tar: Path::new("/r/images/registry.tar"),
+        image: "registry:2",
+        data: Path::new("/r/registry"),
+        env: vec![
+            "REGISTRY_HTTP_ADDR=0.0.0.0:5000".into(),
+            "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/sea.hub.crt".into(),
+        ],
+        read_only: vec![(PathBuf::from("/r/certs"), "/certs")],
+    };
+    let (docker, p) = docker_likes()[0].clone();
+    let started = docker.start_commands(&run);
+    let run_argv = started.last().unwrap();
+    let joined = run_argv.join(" ");
+    assert!(
+        joined.contains("-e REGISTRY_HTTP_ADDR=0.0.0.0:5000 -e REGISTRY_HTTP_TLS_CERTIFICATE=/certs/sea.hub.crt -v /r/registry:/var/lib/registry -v /r/certs:/certs:ro registry:2"),
+        "{p}: {joined}"
+    );
+    let started = ctr().start_commands(&run);
+    let joined = started.last().unwrap().join(" ");
+    assert!(
+        joined.contains("--env REGISTRY_HTTP_TLS_CERTIFICATE=/certs/sea.hub.crt --mount type=bind,src=/r/registry,dst=/var/lib/registry,options=rbind:rw --mount type=bind,src=/r/certs,dst=/certs,options=rbind:ro docker.io/library/registry:2 sealer-registry"),
+        "{joined}"
     );
 }

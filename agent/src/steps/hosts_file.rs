@@ -91,7 +91,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     let path = ctx.root.path(&file);
     if let Some(dir) = path.parent() {
         let created = fsutil::create_dirs(dir).map_err(step_err)?;
-        super::bin::record_created_dirs(ctx, &created)?;
+        super::installed::record_created_dirs(ctx, &created)?;
     }
     let old = match fs::read_to_string(&path) {
         Ok(t) => t,

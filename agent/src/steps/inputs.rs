@@ -9,9 +9,11 @@
 //! `/etc/hosts` are not rootfs paths and do not count. So changing `etc/daemon.json` re-runs
 //! the scripts that use it and nothing else.
 //!
-//! The render step's inputs are the templates, the plan's kubeadm documents and the env.
+//! The render step's inputs are the templates, the plan's kubeadm documents and the env. The
+//! registry-trust step's are the files it places (paths, content hashes, modes); the
+//! registry step's include the server certificate, so a new one restarts the registry.
 
-use super::{Action, Step, bin, registry, render};
+use super::{Action, Step, bin, registry, registry_trust, render};
 use crate::root::HostRoot;
 use installer_proto::kubeadm::KUBEADM_TEMPLATE;
 use installer_proto::manifest::{Entry, hex};
@@ -151,6 +153,16 @@ impl Step {
                 h.kubeadm(plan);
                 h.env(plan, root);
             }
+            Action::RegistryTrust => {
+                // The rootfs path is part of where the key goes: the plan's data root and
+                // cluster name are inside it.
+                for f in registry_trust::files(plan, &plan.rootfs_dir()) {
+                    h.field("path", f.host_path.as_bytes());
+                    h.field("sha256", f.sha256().as_bytes());
+                    h.field("mode", &f.mode.to_le_bytes());
+                }
+                h.field("root", root.install_root().as_bytes());
+            }
             Action::HostsFile => {
                 for e in &plan.hosts_entries {
                     h.field("line", e.line().as_bytes());
@@ -177,6 +189,11 @@ impl Step {
                 }
                 h.field("domain", plan.registry.domain.as_bytes());
                 h.field("port", &plan.registry.port.to_le_bytes());
+                // A new certificate (rotation, a name added) restarts the registry with it.
+                // Only plans with TLS hash it: an insecure registry's hash is as before.
+                if let Some(server) = plan.registry.tls.as_ref().and_then(|t| t.server.as_ref()) {
+                    h.field("certificate", server.cert_pem.as_bytes());
+                }
                 h.env(plan, root);
             }
         }
@@ -204,40 +221,8 @@ fn script_inputs(h: &mut InputHash, plan: &Plan, rel: &str, read: &dyn Fn(&str) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_plan::plan_with;
     use super::*;
-    use installer_proto::manifest::{EntryKind, Manifest};
-
-    fn plan_with(paths: &[&str]) -> Plan {
-        let entries = paths
-            .iter()
-            .map(|p| Entry {
-                path: p.to_string(),
-                mode: 0o644,
-                kind: EntryKind::File {
-                    size: 1,
-                    sha256: "0".repeat(64),
-                },
-            })
-            .collect();
-        Plan {
-            cluster: "c".into(),
-            data_root: "/d".into(),
-            host_ip: "10.0.0.1".into(),
-            roles: vec![],
-            registry: installer_proto::plan::RegistryPlan {
-                domain: "sea.hub".into(),
-                port: 5000,
-                deploy: false,
-            },
-            env: Default::default(),
-            hosts_entries: vec![],
-            plugins: vec![],
-            manifest: Manifest { entries },
-            timeouts: Default::default(),
-            watch: Default::default(),
-            kubeadm: Vec::new(),
-        }
-    }
 
     fn named(plan: &Plan, text: &str) -> Vec<String> {
         mentioned_files(plan, text)

@@ -4,10 +4,15 @@
 pub(crate) mod bin;
 pub(crate) mod hosts_file;
 mod inputs;
+pub(crate) mod installed;
 pub(crate) mod place;
 pub(crate) mod registry;
+mod registry_probe;
+pub(crate) mod registry_trust;
 pub(crate) mod render;
 pub(crate) mod scripts;
+#[cfg(test)]
+mod test_plan;
 pub(crate) mod watched;
 
 use crate::journal::Journal;
@@ -67,6 +72,8 @@ pub(crate) enum Action {
     RenderTemplates,
     /// Write the tagged `/etc/hosts` lines.
     HostsFile,
+    /// Place the registry's CA, certificate and key.
+    RegistryTrust,
     /// Run a rootfs script (path relative to the rootfs) with arguments.
     Script {
         /// `scripts/init-kube.sh`, …
@@ -133,6 +140,13 @@ pub(crate) fn steps_for(plan: &Plan) -> Vec<Step> {
     }
     if !plan.hosts_entries.is_empty() {
         push(StepKind::HostsFile, "hosts-file".into(), Action::HostsFile);
+    }
+    if plan.registry.tls.is_some() {
+        push(
+            StepKind::RegistryTrust,
+            "registry-trust".into(),
+            Action::RegistryTrust,
+        );
     }
     let plugins = |phase: HookPhase| {
         let mut v: Vec<_> = plan
@@ -243,6 +257,7 @@ impl Step {
                     .unwrap_or_else(|_| root.path(hosts_file::HOSTS_FILE)),
                 journal.record.hosts.as_ref(),
             ),
+            Action::RegistryTrust => registry_trust::drift(root, plan, &paths.host_rootfs, journal),
             Action::Script { .. } | Action::Plugin { .. } | Action::Registry { .. } => {
                 watched::drift(root, journal, &self.id)
             }
@@ -264,6 +279,7 @@ impl Step {
             Action::InstallBin => bin::run(ctx),
             Action::RenderTemplates => render::run(ctx),
             Action::HostsFile => hosts_file::run(ctx),
+            Action::RegistryTrust => registry_trust::run(ctx),
             Action::Script { rel, args } => watched::run(ctx, &self.id, |ctx| {
                 scripts::run_script(ctx, &self.id, rel, args)
             }),

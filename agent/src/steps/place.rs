@@ -5,6 +5,7 @@
 use super::{Ctx, StepResult, Written, step_err};
 use crate::fsutil;
 use installer_proto::manifest::{EntryKind, join_rel};
+use installer_proto::rootfs::is_product_written;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -119,8 +120,9 @@ fn remove_unlisted(ctx: &Ctx<'_>, rootfs: &Path) -> Result<(), installer_proto::
     Ok(())
 }
 
-/// What under `rootfs` is neither in `listed` nor the rendered output of a listed
-/// template; an unlisted directory is one path (it goes whole). Collected before anything
+/// What under `rootfs` is neither in `listed`, nor the rendered output of a listed template,
+/// nor what the product writes there itself (the registry's TLS material, its htpasswd:
+/// recorded and removed by clean, not by a re-apply); an unlisted directory is one path (it goes whole). Collected before anything
 /// is removed: a walk must not remove what it is still reading. An unreadable directory is
 /// left as it is.
 fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
@@ -131,7 +133,9 @@ fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
             return false;
         };
         let rel = rel.to_string_lossy();
-        let keep = listed.contains(rel.as_ref()) || listed.contains(format!("{rel}.tmpl").as_str());
+        let keep = listed.contains(rel.as_ref())
+            || listed.contains(format!("{rel}.tmpl").as_str())
+            || is_product_written(&rel);
         if !keep {
             found.push(e.path().to_path_buf());
         }
@@ -149,7 +153,7 @@ mod tests {
     fn unlisted_paths_are_found_whole_and_rendered_outputs_are_kept() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        for dir in ["etc/old", "bin", "gone/deep"] {
+        for dir in ["etc/old", "bin", "gone/deep", "certs"] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }
         for file in [
@@ -159,6 +163,8 @@ mod tests {
             "bin/tool",
             "bin/stale",
             "gone/deep/f",
+            "certs/sea.hub.key",
+            "etc/registry_htpasswd",
         ] {
             fs::write(root.join(file), "x").unwrap();
         }
@@ -168,7 +174,7 @@ mod tests {
         assert_eq!(
             found,
             ["bin/stale", "etc/old", "gone"].map(|p| root.join(p)),
-            "a listed file, a listed directory's listed contents and a template's output stay"
+            "a listed file, a listed directory's listed contents, a template's output and what the product writes stay"
         );
     }
 }

@@ -1,16 +1,20 @@
 //! `sealer-registry` (SPEC §5.6): `init-registry.sh <port> <dataDir> <domain>` when the rootfs
 //! has it, else the agent loads `images/registry.tar` into the host's runtime (docker,
 //! nerdctl or ctr) and runs it on the host network with `<rootfs>/registry` mounted at
-//! `/var/lib/registry`. Then wait until `http://<domain>:<port>/v2/` answers 200 or 401.
+//! `/var/lib/registry`, serving TLS from `<rootfs>/certs` (placed by registry-trust) unless
+//! the registry is insecure. Then wait until `https://<domain>:<port>/v2/` (`http` when
+//! insecure) answers 200 or 401.
 
+use super::registry_probe::Probe;
 use super::{Ctx, StepResult, Written, step_err};
 use crate::command::{CommandRunner, RealRunner};
 use crate::exec::{self, Job};
+use crate::runtime::RegistryRun;
 use crate::runtime::Runtime;
 use installer_proto::event::{Event, StepError};
 use installer_proto::plan::REGISTRY_CONTAINER;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// The registry image inside the rootfs.
@@ -49,9 +53,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepRe
     Ok(Written::default())
 }
 
+/// Where the registry container reads the TLS material (`<rootfs>/certs`, mounted read-only).
+const CONTAINER_CERTS: &str = "/certs";
+
 /// Loads and runs the registry image with the host's runtime unless the container runs
-/// already. The questions go through `cmd`; the start commands run as tracked jobs of the
-/// step (logged, timed, killed with the step), like its scripts.
+/// already — or, when this step ran before (its inputs or the registry changed since),
+/// replaces it, so a new certificate is served. With TLS material the registry serves TLS
+/// from `<rootfs>/certs`. The questions go through `cmd`; the start commands run as tracked
+/// jobs of the step (logged, timed, killed with the step), like its scripts.
 fn start_builtin(ctx: &mut Ctx<'_>, step: &str, cmd: &dyn CommandRunner) -> Result<(), StepError> {
     let runtime = Runtime::detect().ok_or_else(|| {
         step_err("no container runtime found (docker, nerdctl or ctr); the rootfs's init-container-runtime.sh must install one before the registry can start")
@@ -60,8 +69,27 @@ fn start_builtin(ctx: &mut Ctx<'_>, step: &str, cmd: &dyn CommandRunner) -> Resu
     let image = registry_image_name(&tar).map_err(step_err)?;
     let data = ctx.paths.rootfs.join("registry");
     std::fs::create_dir_all(&data).map_err(step_err)?;
-    let addr = format!("REGISTRY_HTTP_ADDR=0.0.0.0:{}", ctx.plan.registry.port);
-    for argv in runtime.commands_to_start(cmd, &tar, &image, &data, &addr) {
+    let reg = &ctx.plan.registry;
+    let mut run = RegistryRun {
+        tar: &tar,
+        image: &image,
+        data: &data,
+        env: vec![format!("REGISTRY_HTTP_ADDR=0.0.0.0:{}", reg.port)],
+        read_only: Vec::new(),
+    };
+    if reg.tls.is_some() {
+        let certs = format!("{CONTAINER_CERTS}/{}", reg.domain);
+        run.env
+            .push(format!("REGISTRY_HTTP_TLS_CERTIFICATE={certs}.crt"));
+        run.env.push(format!("REGISTRY_HTTP_TLS_KEY={certs}.key"));
+        run.read_only
+            .push((ctx.paths.rootfs.join("certs"), CONTAINER_CERTS));
+    }
+    let ran_before = ctx.journal.record.steps.contains_key(step);
+    if ran_before && runtime.is_running(cmd, REGISTRY_CONTAINER) {
+        runtime.remove(cmd, REGISTRY_CONTAINER).map_err(step_err)?;
+    }
+    for argv in runtime.commands_to_start(cmd, &run) {
         let log = super::scripts::log_path(&ctx.paths.state, step);
         let job = Job {
             step: step.to_string(),
@@ -125,32 +153,21 @@ fn registry_addr(ctx: &Ctx<'_>) -> Option<SocketAddr> {
     }
 }
 
-/// One `GET /v2/`; the status code if the registry answered.
-pub(crate) fn probe_v2(addr: SocketAddr, domain: &str, port: u16) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        stream,
-        "GET /v2/ HTTP/1.0\r\nHost: {domain}:{port}\r\nUser-Agent: installer-agent\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).ok()?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    text.split_whitespace().nth(1)?.parse().ok()
-}
-
+/// Waits until the registry's `/v2/` answers 200 or 401 — over TLS verified with the cluster
+/// CA when the plan has TLS material — and fails with the container's last log lines if it
+/// does not within the plan's registry timeout.
 fn wait_for_v2(ctx: &Ctx<'_>, cmd: &dyn CommandRunner) -> Result<(), StepError> {
     let reg = &ctx.plan.registry;
-    let url = format!("http://{}:{}/v2/", reg.domain, reg.port);
+    let url = reg.v2_url();
+    let probe = Probe::new(reg).map_err(step_err)?;
     let deadline = Instant::now() + Duration::from_secs(ctx.plan.timeouts.registry_secs);
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
         match registry_addr(ctx) {
-            Some(addr) => match probe_v2(addr, &reg.domain, reg.port) {
-                Some(200 | 401) => return Ok(()),
-                Some(code) => last = format!("HTTP {code}"),
-                None => last = format!("nothing answered at {addr}"),
+            Some(addr) => match probe.once(addr) {
+                Ok(200 | 401) => return Ok(()),
+                Ok(code) => last = format!("HTTP {code}"),
+                Err(why) => last = why,
             },
             None => last = format!("{} does not resolve", reg.domain),
         }

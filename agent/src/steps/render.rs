@@ -129,42 +129,15 @@ mod tests {
     use super::*;
     use crate::root::HostRoot;
     use crate::sink::NullSink;
-    use installer_proto::manifest::{EntryKind, Manifest};
-    use installer_proto::plan::RegistryPlan;
 
     const TEMPLATE: &str = "# rendered for {{ .HostIP }}\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: {{ .HostIP }}:6443\nnetworking:\n  podSubnet: 100.64.0.0/10\n  serviceSubnet: 10.96.0.0/22\n---\n# untouched\napiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\n";
     const CLUSTER: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 10.244.0.0/16\n";
 
     fn plan(templates: &[&str], kubeadm: &[&str]) -> Plan {
-        let entries = templates
-            .iter()
-            .map(|p| Entry {
-                path: p.to_string(),
-                mode: 0o644,
-                kind: EntryKind::File {
-                    size: 1,
-                    sha256: "0".repeat(64),
-                },
-            })
-            .collect();
-        Plan {
-            cluster: "c".into(),
-            data_root: "/data".into(),
-            host_ip: "10.0.0.1".into(),
-            roles: vec![],
-            registry: RegistryPlan {
-                domain: "sea.hub".into(),
-                port: 5000,
-                deploy: false,
-            },
-            env: [("HostIP".to_string(), "10.0.0.1".to_string())].into(),
-            hosts_entries: vec![],
-            plugins: vec![],
-            manifest: Manifest { entries },
-            timeouts: Default::default(),
-            watch: Default::default(),
-            kubeadm: kubeadm.iter().map(|d| d.to_string()).collect(),
-        }
+        let mut plan = super::super::test_plan::plan_with(templates);
+        plan.env = [("HostIP".to_string(), "10.0.0.1".to_string())].into();
+        plan.kubeadm = kubeadm.iter().map(|d| d.to_string()).collect();
+        plan
     }
 
     /// A host whose rootfs copy holds `files`; runs the step with `plan` and gives what it

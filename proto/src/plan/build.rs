@@ -146,8 +146,9 @@ impl PlanInputs {
 
 /// The plan of the host `inputs` describe, receiving `tree`, the merged rootfs of its
 /// architecture: the env of SPEC §4 from the built-ins, `Metadata` and `imageList`, the
-/// tree's manifest (without `registry/` unless the host runs the registry), checked as the
-/// agent checks it.
+/// tree's manifest (without `registry/` unless the host runs the registry, and without the
+/// paths the product writes itself, [`crate::rootfs::PRODUCT_WRITTEN`]), checked as the agent
+/// checks it.
 pub fn build(inputs: &PlanInputs, tree: &MergedTree) -> Result<Plan, BuildError> {
     let arch = arch_dir_for(&inputs.machine).ok_or_else(|| BuildError::UnsupportedArch {
         machine: inputs.machine.clone(),
@@ -167,12 +168,13 @@ pub fn build(inputs: &PlanInputs, tree: &MergedTree) -> Result<Plan, BuildError>
     let builtins = inputs.builtins(arch, kube_version, image_list);
     let env = env::host_env(&builtins, &inputs.cluster_env, &inputs.host_env)?;
 
-    let manifest = tree.manifest()?;
-    let manifest = if inputs.registry.deploy {
-        manifest
-    } else {
-        manifest.without(REGISTRY_DIR)
-    };
+    let mut manifest = tree.manifest()?;
+    if !inputs.registry.deploy {
+        manifest = manifest.without(REGISTRY_DIR);
+    }
+    for path in crate::rootfs::PRODUCT_WRITTEN {
+        manifest = manifest.without(path);
+    }
 
     let plan = Plan {
         cluster: inputs.cluster.clone(),
@@ -224,6 +226,7 @@ mod tests_support {
                 domain: DEFAULT_REGISTRY_DOMAIN.into(),
                 port: DEFAULT_REGISTRY_PORT,
                 deploy,
+                tls: None,
             },
             container_runtime: DEFAULT_CONTAINER_RUNTIME.into(),
             cluster_env: Env::from([("A".into(), "cluster".into())]),
@@ -248,6 +251,8 @@ mod tests {
             ("Metadata", "{\"version\":\"v1.23.1\"}"),
             ("registry/data", "x"),
             ("etc/a", "a"),
+            ("certs/sea.hub.crt", "a stale certificate"),
+            ("etc/registry_htpasswd", "u:$2y$05$stale"),
         ] {
             let p = root.join(rel);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -269,6 +274,12 @@ mod tests {
         assert_eq!(node.env["RegistryURL"], "sea.hub:5000");
         let registry = build(&inputs("x86_64", true), &tree).unwrap();
         assert!(registry.manifest.get("registry/data").is_some());
+        for written in ["certs", "certs/sea.hub.crt", "etc/registry_htpasswd"] {
+            assert!(
+                registry.manifest.get(written).is_none() && node.manifest.get(written).is_none(),
+                "{written}: the product writes it, the rootfs's copy is not shipped"
+            );
+        }
         assert_eq!(
             build(&inputs("riscv64", true), &tree)
                 .unwrap_err()

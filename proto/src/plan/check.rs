@@ -40,6 +40,14 @@ pub enum PlanError {
     /// An env value no process environment can carry.
     #[error("the value of env key {0:?} holds a NUL byte, which no script environment can carry")]
     BadEnvValue(String),
+    /// A registry domain that cannot name a directory or file (it names `certs.d/<domain>:<port>`).
+    #[error(
+        "registry domain {0:?} is invalid: use a host name such as sea.hub (letters, digits, '-' and '.')"
+    )]
+    BadRegistryDomain(String),
+    /// The registry part of the plan is inconsistent.
+    #[error("registry: {0}")]
+    BadRegistry(String),
     /// A hosts entry that would break `/etc/hosts`.
     #[error(
         "/etc/hosts entry {0:?} is invalid: an IP address and host names without spaces, '#' or newlines"

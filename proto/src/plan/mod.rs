@@ -1,7 +1,9 @@
 //! What one host must do: the plan the controller sends (or the agent builds itself when run
-//! by hand). It carries everything the host needs and nothing secret: the merged-rootfs
-//! manifest, the host's full environment, its `/etc/hosts` entries, the plugin hooks in its
-//! scope and the timeouts. The agent decides from it, and from its own journal, which steps
+//! by hand). It carries everything the host needs: the merged-rootfs manifest, the host's
+//! full environment, its `/etc/hosts` entries, the plugin hooks in its scope, the timeouts,
+//! and the registry's TLS material. Its one secret is the registry's key, carried to
+//! registry hosts only, as a [`crate::secret::Secret`] (never printed); the agent writes it
+//! where the registry reads it and nowhere else. The agent decides from it, and from its own journal, which steps
 //! run. Both sides form it with [`build`], from [`PlanInputs`] and the merged rootfs, with
 //! the defaults named here; the checks an agent applies to it are in `check`.
 
@@ -11,11 +13,13 @@ use serde::{Deserialize, Serialize};
 
 mod build;
 mod check;
+mod registry;
 
 pub use build::{BuildError, PlanInputs, build};
 pub use check::{
     MAX_KUBEADM_BYTES, PlanError, check_cluster_dir, check_cluster_name, check_data_root,
 };
+pub use registry::{RegistryPlan, RegistryTls, ServerTls};
 
 /// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
 /// lines written by either tool are recognised.
@@ -65,17 +69,6 @@ pub fn cluster_dir(data_root: &str, cluster: &str) -> String {
 /// Where a host's merged rootfs lives: `<dataRoot>/<cluster>/rootfs`.
 pub fn rootfs_dir(data_root: &str, cluster: &str) -> String {
     format!("{}/rootfs", cluster_dir(data_root, cluster))
-}
-
-/// The local registry as this host sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryPlan {
-    /// Domain, default [`DEFAULT_REGISTRY_DOMAIN`].
-    pub domain: String,
-    /// Port, default [`DEFAULT_REGISTRY_PORT`].
-    pub port: u16,
-    /// Whether this host runs `sealer-registry` (masters when `ha`, else master0).
-    pub deploy: bool,
 }
 
 /// One `/etc/hosts` line: `<ip> <names…> #hostalias-set-by-sealer`.
@@ -209,6 +202,9 @@ pub enum StepKind {
     RenderTemplates,
     /// Write the tagged `/etc/hosts` lines.
     HostsFile,
+    /// Place the registry's TLS material: the CA where every runtime reads it, and on
+    /// registry hosts the certificate and key under `<rootfs>/certs/`.
+    RegistryTrust,
     /// Plugin hooks of phase `pre-init-host`.
     PreInitHost,
     /// `init-container-runtime.sh` (legacy: `init.sh`).
@@ -225,11 +221,12 @@ pub enum StepKind {
 
 impl StepKind {
     /// All kinds in execution order.
-    pub const ALL: [StepKind; 10] = [
+    pub const ALL: [StepKind; 11] = [
         StepKind::PlaceRootfs,
         StepKind::InstallBin,
         StepKind::RenderTemplates,
         StepKind::HostsFile,
+        StepKind::RegistryTrust,
         StepKind::PreInitHost,
         StepKind::InitContainerRuntime,
         StepKind::InitRegistry,
@@ -245,6 +242,7 @@ impl StepKind {
             StepKind::InstallBin => "install-bin",
             StepKind::RenderTemplates => "render-templates",
             StepKind::HostsFile => "hosts-file",
+            StepKind::RegistryTrust => "registry-trust",
             StepKind::PreInitHost => "pre-init-host",
             StepKind::InitContainerRuntime => "init-container-runtime",
             StepKind::InitRegistry => "init-registry",
@@ -306,6 +304,7 @@ impl Plan {
         {
             return Err(PlanError::BadEnvValue(key.clone()));
         }
+        self.registry.check()?;
         for entry in &self.hosts_entries {
             entry.check()?;
         }
@@ -404,6 +403,7 @@ mod validate_tests {
                 domain: "sea.hub".into(),
                 port: 5000,
                 deploy: false,
+                tls: None,
             },
             env: Env::new(),
             hosts_entries: Vec::new(),

@@ -27,6 +27,19 @@ pub fn is_template(path: &str) -> bool {
     path.ends_with(".tmpl") && TEMPLATE_DIRS.iter().any(|d| path.starts_with(d))
 }
 
+/// Paths of a host's rootfs copy the product itself writes (SPEC §3): the registry's TLS
+/// material (`certs/`) and its htpasswd file. A rootfs's own files there are not shipped
+/// (what the product writes would replace them on every apply), and placing the rootfs
+/// leaves what is there alone.
+pub const PRODUCT_WRITTEN: [&str; 2] = ["certs", "etc/registry_htpasswd"];
+
+/// Whether tree path `path` is one of [`PRODUCT_WRITTEN`] or lies under one.
+pub fn is_product_written(path: &str) -> bool {
+    PRODUCT_WRITTEN
+        .iter()
+        .any(|p| path == *p || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/')))
+}
+
 /// One path of a merged tree with where its content comes from.
 #[derive(Clone, Debug)]
 pub struct Sourced {
