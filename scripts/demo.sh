@@ -24,7 +24,7 @@ echo "==> on every host: containerd, and the registry through /etc/hosts"
 for node in 1 2 3; do
   c=testenv-demo-node$node
   printf '%s: containerd %s, ' "$c" "$(docker exec "$c" systemctl is-active containerd)"
-  printf 'GET http://sea.hub:5000/v2/ -> %s\n' "$(docker exec "$c" curl -s -o /dev/null -w '%{http_code}' http://sea.hub:5000/v2/)"
+  printf 'GET https://sea.hub:5000/v2/ (verified with the cluster CA) -> %s\n' "$(docker exec "$c" curl -s -o /dev/null -w '%{http_code}' --cacert /etc/docker/certs.d/sea.hub:5000/ca.crt https://sea.hub:5000/v2/)"
 done
 hosts="$root/$work/hosts"
 echo "==> done. Undo the apply with:"

@@ -133,6 +133,12 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECS", default_value_t = plan::DEFAULT_REGISTRY_TIMEOUT_SECS)]
     pub registry_timeout: u64,
 
+    /// Replace the registry's CA and server certificate with new ones (they are otherwise
+    /// kept in the controller's state directory and reused); every host is given the new CA
+    /// and the registry restarts with the new certificate.
+    #[arg(long)]
+    pub rotate_registry_certs: bool,
+
     /// The trees the agents watch around script steps, so clean can undo what scripts did
     /// (YAML or JSON: trees, copy_trees, copy_file_max, copy_total_max, shallow, exclude;
     /// see README "Watched trees").

@@ -69,7 +69,7 @@ fn apply_reapply_change_and_clean_on_three_hosts() {
             "active"
         );
         // The registry answers from every host through the /etc/hosts line.
-        sh(&cluster, i, "curl -sf -o /dev/null http://sea.hub:5000/v2/");
+        sh(&cluster, i, testenv::hosts::REGISTRY_ANSWERS_OVER_TLS);
         // preHook ran after init-kube, with the env.
         let env = sh(&cluster, i, "cat /run/e2e/prehook.env");
         assert!(env.contains(&format!("HostIP={ip}")), "{env}");
@@ -83,8 +83,9 @@ fn apply_reapply_change_and_clean_on_three_hosts() {
         &cluster,
         2,
         &format!(
-            "ctr -n e2e images pull --plain-http sea.hub:5000/{} >/dev/null && ctr -n e2e images rm sea.hub:5000/{} >/dev/null",
-            rootfs.test_image, rootfs.test_image
+            "{} && ctr -n e2e images rm sea.hub:5000/{} >/dev/null",
+            testenv::hosts::ctr_pull("e2e", &rootfs.test_image),
+            rootfs.test_image
         ),
     );
     // sealer-registry runs only on the registry host (master0).

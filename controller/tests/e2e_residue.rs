@@ -350,7 +350,7 @@ fn clean_without_clean_scripts_puts_hosts_back_after_apply() {
             sh(&cluster, i, "systemctl is-enabled kubelet").trim(),
             "enabled"
         );
-        sh(&cluster, i, "curl -sf -o /dev/null http://sea.hub:5000/v2/");
+        sh(&cluster, i, testenv::hosts::REGISTRY_ANSWERS_OVER_TLS);
         let settings = sh(&cluster, i, "cat /var/lib/fixture-daemon/data/settings");
         assert!(
             settings.contains(&format!("advertise_address={ip}")),
@@ -362,10 +362,7 @@ fn clean_without_clean_scripts_puts_hosts_back_after_apply() {
     sh(
         &cluster,
         1,
-        &format!(
-            "ctr -n e2e images pull --plain-http sea.hub:5000/{} >/dev/null",
-            no_clean_rootfs().test_image
-        ),
+        &testenv::hosts::ctr_pull("e2e", &no_clean_rootfs().test_image),
     );
 
     let clean = installer(&cluster, &["clean"]);

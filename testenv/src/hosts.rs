@@ -35,6 +35,19 @@ pub use error::Error;
 pub use snapshot::{Change, FileEntry, FileKind, Snapshot, diff};
 pub use teardown::{Removed, down, down_all};
 
+/// A host's check, in shell, that the local registry answers `/v2/` at `sea.hub:5000` over
+/// TLS, verified with the cluster CA apply placed for docker (the same CA containerd gets).
+pub const REGISTRY_ANSWERS_OVER_TLS: &str = "curl -sf -o /dev/null --cacert '/etc/docker/certs.d/sea.hub:5000/ca.crt' https://sea.hub:5000/v2/";
+
+/// A host's command, in shell, pulling `image` from `sea.hub:5000` into containerd namespace
+/// `ns` with `ctr`, trusting the registry through the hosts directory apply placed
+/// (`/etc/containerd/certs.d`), as containerd's CRI does.
+pub fn ctr_pull(ns: &str, image: &str) -> String {
+    format!(
+        "ctr -n {ns} images pull --hosts-dir /etc/containerd/certs.d sea.hub:5000/{image} >/dev/null"
+    )
+}
+
 /// The label key on every container, network and volume a cluster creates; its value is
 /// the cluster name.
 pub const LABEL: &str = "installer-testenv";

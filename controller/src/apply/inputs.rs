@@ -1,12 +1,14 @@
 //! Phase "inputs": everything local is parsed and validated before any host is contacted —
 //! the Clusterfile, the rootfs (directory or archive), the overlays, the `Config` documents
-//! and every template's syntax. Also builds the run's shared settings.
+//! and every template's syntax. Also builds the run's shared settings and takes the
+//! registry's TLS material from the controller's state (generated there the first time).
 
 use super::host::RunCtx;
 use crate::agent::binary::AgentBuilds;
 use crate::cli::{ApplyArgs, Common};
 use crate::clusterfile::{self, Clusterfile};
 use crate::output::Reporter;
+use crate::registry_tls::{self, RegistryTls};
 use crate::rootfs::{self, ResolvedRootfs};
 use crate::ssh::{ConnectOptions, HostKeyPolicy, Secret};
 use anyhow::Context;
@@ -27,6 +29,8 @@ pub struct Inputs {
     pub layers: Vec<PathBuf>,
     /// The trees the agents watch around script steps (`--watch-config`).
     pub watch: WatchConfig,
+    /// The registry's TLS material for this run; `None` when it is insecure.
+    pub registry_tls: Option<RegistryTls>,
     trees: tokio::sync::Mutex<HashMap<String, Arc<MergedTree>>>,
 }
 
@@ -43,6 +47,7 @@ impl Inputs {
             rootfs,
             layers,
             watch,
+            registry_tls: None,
             trees: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -99,11 +104,13 @@ pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
         Some(path) => load_watch_config(path)?,
         None => WatchConfig::default(),
     };
+    let registry_tls = registry_tls::for_cluster(&cf, args.rotate_registry_certs, args.dry_run)?;
     Ok(Arc::new(Inputs {
         clusterfile: cf,
         rootfs: resolved,
         layers,
         watch,
+        registry_tls,
         trees: tokio::sync::Mutex::new(HashMap::new()),
     }))
 }

@@ -10,7 +10,7 @@ mod store;
 
 pub use store::{StoreError, TlsStore};
 
-use crate::clusterfile::Secret;
+use crate::clusterfile::{Clusterfile, Secret};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -80,6 +80,52 @@ pub struct RegistryTls {
     pub cert_pem: String,
     /// Its private key (PEM), for registry hosts only; never printed.
     pub key_pem: Secret,
+}
+
+impl RegistryTls {
+    /// What a host's plan carries: the CA for every host; the certificate and key for a
+    /// host that runs the registry, and for no other.
+    pub fn for_host(&self, registry_host: bool) -> installer_proto::plan::RegistryTls {
+        installer_proto::plan::RegistryTls {
+            ca_pem: self.ca_pem.clone(),
+            server: registry_host.then(|| installer_proto::plan::ServerTls {
+                cert_pem: self.cert_pem.clone(),
+                key_pem: self.key_pem.clone(),
+            }),
+        }
+    }
+}
+
+/// What the server certificate of `cf`'s registry names: the domain and
+/// `cert.subjectAltName.dnsNames`; the registry hosts' IPs and `cert.subjectAltName.ips`.
+pub fn names_for(cf: &Clusterfile) -> Names {
+    let mut dns = vec![cf.registry.domain.clone()];
+    dns.extend(cf.registry.cert_dns.iter().cloned());
+    let mut ips: Vec<IpAddr> = cf
+        .registry_hosts()
+        .iter()
+        .filter_map(|h| h.ip.parse().ok())
+        .collect();
+    ips.extend(cf.registry.cert_ips.iter().copied());
+    Names { dns, ips }
+}
+
+/// The material of `cf`'s registry for this run, from the cluster's store under
+/// [`state_root`]: `None` when the registry is insecure. `rotate` replaces it
+/// (`--rotate-registry-certs`); a dry run writes nothing and says what a run would use.
+pub fn for_cluster(
+    cf: &Clusterfile,
+    rotate: bool,
+    dry_run: bool,
+) -> Result<Option<RegistryTls>, TlsError> {
+    if cf.registry.insecure {
+        return Ok(None);
+    }
+    let mut store = TlsStore::new(&state_root(), &cf.name);
+    if dry_run {
+        store = store.read_only();
+    }
+    ensure(&store, &names_for(cf), rotate).map(Some)
 }
 
 /// The cluster's material from `store`, generated or reissued as needed: a new CA when

@@ -42,6 +42,9 @@ struct ServerMeta {
 pub struct TlsStore {
     dir: PathBuf,
     cluster: String,
+    /// Whether new material is written; a dry run reads what is stored and keeps what it
+    /// would generate in memory.
+    persist: bool,
 }
 
 impl TlsStore {
@@ -53,7 +56,14 @@ impl TlsStore {
                 .join(cluster)
                 .join("registry-tls"),
             cluster: cluster.to_string(),
+            persist: true,
         }
+    }
+
+    /// The same store, read but never written (for a dry run).
+    pub fn read_only(mut self) -> TlsStore {
+        self.persist = false;
+        self
     }
 
     /// The directory.
@@ -112,6 +122,9 @@ impl TlsStore {
 
     /// Stores a new CA; the server certificate it replaces goes with it.
     pub(super) fn save_ca(&self, cert: &str, key: &Secret) -> Result<(), StoreError> {
+        if !self.persist {
+            return Ok(());
+        }
         self.ensure_dir()?;
         for stale in ["server.json", "server.crt", "server.key"] {
             let path = self.dir.join(stale);
@@ -155,6 +168,9 @@ impl TlsStore {
         sans: &[String],
         not_after_unix: i64,
     ) -> Result<(), StoreError> {
+        if !self.persist {
+            return Ok(());
+        }
         self.ensure_dir()?;
         let meta = self.dir.join("server.json");
         match fs::remove_file(&meta) {

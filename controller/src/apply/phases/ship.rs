@@ -55,6 +55,11 @@ pub(crate) async fn plan_for(
     )
     .map_err(|e| e.to_string())?;
     plan.watch = inputs.watch.clone();
+    plan.registry.tls = inputs
+        .registry_tls
+        .as_ref()
+        .map(|tls| tls.for_host(registry_host));
+    plan.registry.check().map_err(|e| e.to_string())?;
     Ok((plan, tree))
 }
 

@@ -302,7 +302,6 @@ fn what_sealer_saves_is_accepted_with_a_warning_for_each_line_not_acted_on() {
     let shown: Vec<String> = cf.warnings.iter().map(|w| w.to_string()).collect();
     let file = "/srv/site/Clusterfile";
     let labels = "accepted and not acted on: node labels and taints are set on a running cluster, and this version prepares hosts without bootstrapping one";
-    let tls = "accepted, but this version's local registry serves plain HTTP: TLS and its certificate are not set up yet";
     assert_eq!(
         shown,
         [
@@ -314,8 +313,6 @@ fn what_sealer_saves_is_accepted_with_a_warning_for_each_line_not_acted_on() {
             format!(
                 "{file}:15:3: spec.cmd: accepted and not acted on: applications need a running cluster, and this version prepares hosts without bootstrapping one"
             ),
-            format!("{file}:18:17: spec.registry.localRegistry.insecure: {tls}"),
-            format!("{file}:19:7: spec.registry.localRegistry.cert: {tls}"),
             format!(
                 "{file}:22:13: apiVersion sealer.aliyun.com/v1alpha1 is an older name for Plugin; read as sealer.io/v1 (write that to silence this)"
             ),

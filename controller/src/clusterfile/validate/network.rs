@@ -34,25 +34,19 @@ impl Ctx<'_> {
             return spec;
         };
         let segs = at(&segs, &[K("localRegistry")]);
-        let plain = "the local registry serves plain HTTP without authentication in this version";
+        let no_auth = "the local registry serves without authentication in this version";
         self.keep(self.refuse(
             &local.username,
             &at(&segs, &[K("username")]),
-            plain,
+            no_auth,
             "remove it",
         ));
         self.keep(self.refuse(
             &local.password,
             &at(&segs, &[K("password")]),
-            plain,
+            no_auth,
             "remove it",
         ));
-        // sealer writes `cert: {}` and `insecure: false` into every Clusterfile it saves.
-        let tls = "accepted, but this version's local registry serves plain HTTP: TLS and its certificate are not set up yet";
-        self.not_acted_on(&local.cert, &at(&segs, &[K("cert")]), tls);
-        if local.insecure == Some(false) {
-            self.warn(&at(&segs, &[K("insecure")]), false, tls);
-        }
         if let Some(domain) = &local.domain {
             if is_host_name(domain) {
                 spec.domain = domain.clone();
