@@ -85,6 +85,7 @@ pub fn build(args: &HandApply) -> anyhow::Result<(Plan, MergedTree)> {
             port: args.registry_port,
             deploy: args.registry_host,
             tls: None,
+            auth: None,
         },
         container_runtime: args.container_runtime.clone(),
         cluster_env: args.env.clone(),

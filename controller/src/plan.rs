@@ -102,6 +102,7 @@ fn plan_inputs(
             port: cf.registry.port,
             deploy: registry_host,
             tls: None,
+            auth: cf.registry.auth.clone(),
         },
         container_runtime: cf.container_runtime.clone(),
         cluster_env: cf.env.clone(),

@@ -7,6 +7,8 @@
 //!   `testenv/fixture/rootfs/README.md`). Built once per recipe and cached.
 //! - [`build_no_clean_rootfs`]: the realistic one with basefs-style scripts and no clean
 //!   script at all (see [`no_clean`]).
+//! - [`build_sealer_v09_rootfs`]: the realistic one in sealer v0.9 form, docker or containerd
+//!   (see [`sealer_v09`]).
 //! - [`minimal_rootfs`] (in place: [`minimal_dir`]): shell scripts that record the order
 //!   they ran in and their environment under `$InstallRoot/var/lib/fixture`, fail or hang
 //!   on request (`fixture-fail-at`, `fixture-hang-at` under the install root), a template,
@@ -14,8 +16,11 @@
 
 pub mod files;
 pub mod no_clean;
+pub mod sealer_v09;
+mod variant;
 
 pub use no_clean::build_no_clean_rootfs;
+pub use sealer_v09::build_sealer_v09_rootfs;
 
 use crate::cache;
 use crate::debs::{self, DebError, Package};

@@ -142,6 +142,7 @@ mod tests {
                 ca_pem,
                 server: None,
             }),
+            auth: None,
         }
     }
 

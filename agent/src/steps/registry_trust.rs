@@ -182,6 +182,7 @@ mod tests {
                     key_pem: Secret::new("KEY"),
                 }),
             }),
+            auth: None,
         }
     }
 

@@ -27,6 +27,7 @@ pub(crate) fn plan_with(paths: &[&str]) -> Plan {
             port: 5000,
             deploy: false,
             tls: None,
+            auth: None,
         },
         env: Default::default(),
         hosts_entries: vec![],

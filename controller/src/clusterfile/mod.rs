@@ -174,6 +174,9 @@ pub struct RegistrySpec {
     pub cert_ips: Vec<std::net::IpAddr>,
     /// `cert.subjectAltName.dnsNames`: names it carries besides the domain.
     pub cert_dns: Vec<String>,
+    /// `username` and `password` (a literal or `${ENV}`): htpasswd auth on the registry,
+    /// credentials on every host.
+    pub auth: Option<installer_proto::plan::RegistryAuth>,
 }
 
 /// One host (one IP of a `spec.hosts[]` entry).

@@ -166,9 +166,9 @@ pub(super) struct LocalRegistry {
     #[serde(default)]
     pub insecure: Option<bool>,
     #[serde(default)]
-    pub username: Option<IgnoredAny>,
+    pub username: Option<String>,
     #[serde(default)]
-    pub password: Option<IgnoredAny>,
+    pub password: Option<String>,
     #[serde(default)]
     pub cert: Option<Cert>,
 }

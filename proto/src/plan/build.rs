@@ -227,6 +227,7 @@ mod tests_support {
                 port: DEFAULT_REGISTRY_PORT,
                 deploy,
                 tls: None,
+                auth: None,
             },
             container_runtime: DEFAULT_CONTAINER_RUNTIME.into(),
             cluster_env: Env::from([("A".into(), "cluster".into())]),

@@ -19,7 +19,7 @@ pub use build::{BuildError, PlanInputs, build};
 pub use check::{
     MAX_KUBEADM_BYTES, PlanError, check_cluster_dir, check_cluster_name, check_data_root,
 };
-pub use registry::{RegistryPlan, RegistryTls, ServerTls};
+pub use registry::{MAX_PASSWORD_BYTES, RegistryAuth, RegistryPlan, RegistryTls, ServerTls};
 
 /// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
 /// lines written by either tool are recognised.
@@ -404,6 +404,7 @@ mod validate_tests {
                 port: 5000,
                 deploy: false,
                 tls: None,
+                auth: None,
             },
             env: Env::new(),
             hosts_entries: Vec::new(),

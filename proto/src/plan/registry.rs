@@ -26,6 +26,46 @@ pub struct RegistryPlan {
     /// (`insecure: true`). Absent from such plans, so they read and hash as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<RegistryTls>,
+    /// The registry's credentials (`username`/`password`): registry hosts serve htpasswd
+    /// auth with them, every host's runtimes and kubelet pull with them. `None`: no auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RegistryAuth>,
+}
+
+/// The registry's credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+}
+
+/// The most bytes of a registry password bcrypt hashes; a longer one would be cut silently.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+impl RegistryAuth {
+    /// Checks that the credentials fit an htpasswd line and a docker `auth` value: a
+    /// user name without `:`, blanks or control characters, a password of at most
+    /// [`MAX_PASSWORD_BYTES`] bytes without control characters.
+    pub fn check(&self) -> Result<(), PlanError> {
+        let u = &self.username;
+        if u.is_empty()
+            || u.chars()
+                .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+        {
+            return Err(PlanError::BadRegistry(format!(
+                "user name {u:?} is invalid: use letters, digits and punctuation other than ':'"
+            )));
+        }
+        let p = self.password.expose();
+        if p.is_empty() || p.len() > MAX_PASSWORD_BYTES || p.chars().any(char::is_control) {
+            return Err(PlanError::BadRegistry(format!(
+                "the password must be 1 to {MAX_PASSWORD_BYTES} bytes without control characters"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What a host receives of the registry's TLS material.
@@ -72,6 +112,9 @@ impl RegistryPlan {
         }
         if self.port == 0 {
             return Err(PlanError::BadRegistry("port 0".into()));
+        }
+        if let Some(auth) = &self.auth {
+            auth.check()?;
         }
         let Some(tls) = &self.tls else {
             return Ok(());
@@ -140,7 +183,28 @@ mod tests {
                     ),
                 }),
             }),
+            auth: None,
         }
+    }
+
+    #[test]
+    fn credentials_must_fit_htpasswd_and_docker_auth() {
+        let auth = |u: &str, p: &str| RegistryAuth {
+            username: u.into(),
+            password: Secret::new(p),
+        };
+        auth("admin", "pa ss:\"w$(rd)").check().unwrap();
+        for (u, p) in [
+            ("", "x"),
+            ("a:b", "x"),
+            ("a b", "x"),
+            ("a", ""),
+            ("a", "line\nbreak"),
+            ("a", &"x".repeat(73)),
+        ] {
+            assert!(auth(u, p).check().is_err(), "{u:?} {p:?}");
+        }
+        assert!(!format!("{:?}", auth("a", "hunter2")).contains("hunter2"));
     }
 
     #[test]

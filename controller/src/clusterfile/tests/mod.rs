@@ -48,6 +48,7 @@ fn full_sealer_clusterfile() {
             insecure: true,
             cert_ips: Vec::new(),
             cert_dns: Vec::new(),
+            auth: None,
         }
     );
     assert_eq!(
@@ -125,6 +126,7 @@ fn minimal_clusterfile_gets_the_defaults() {
             insecure: false,
             cert_ips: Vec::new(),
             cert_dns: Vec::new(),
+            auth: None,
         }
     );
     let reg: Vec<_> = cf.registry_hosts().iter().map(|h| h.ip.clone()).collect();

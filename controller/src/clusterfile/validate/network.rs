@@ -7,6 +7,7 @@ use crate::clusterfile::locate::Seg;
 use crate::clusterfile::raw;
 use crate::clusterfile::{DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT, RegistrySpec};
 use Seg::{Index as I, Key as K};
+use installer_proto::plan::RegistryAuth;
 use std::net::IpAddr;
 
 impl Ctx<'_> {
@@ -20,6 +21,7 @@ impl Ctx<'_> {
             insecure: false,
             cert_ips: Vec::new(),
             cert_dns: Vec::new(),
+            auth: None,
         };
         let Some(registry) = registry else {
             return spec;
@@ -34,19 +36,7 @@ impl Ctx<'_> {
             return spec;
         };
         let segs = at(&segs, &[K("localRegistry")]);
-        let no_auth = "the local registry serves without authentication in this version";
-        self.keep(self.refuse(
-            &local.username,
-            &at(&segs, &[K("username")]),
-            no_auth,
-            "remove it",
-        ));
-        self.keep(self.refuse(
-            &local.password,
-            &at(&segs, &[K("password")]),
-            no_auth,
-            "remove it",
-        ));
+        spec.auth = self.registry_auth(local, &segs);
         if let Some(domain) = &local.domain {
             if is_host_name(domain) {
                 spec.domain = domain.clone();
@@ -94,6 +84,60 @@ impl Ctx<'_> {
             }
         }
         spec
+    }
+
+    /// `username` and `password`: both or neither; the password a literal or `${ENV}`.
+    fn registry_auth(&self, local: &raw::LocalRegistry, segs: &[Seg]) -> Option<RegistryAuth> {
+        let (username, password) = match (&local.username, &local.password) {
+            (None, None) => return None,
+            (Some(u), Some(p)) => (u, p),
+            (Some(_), None) | (None, Some(_)) => {
+                let (given, missing) = if local.username.is_some() {
+                    ("username", "password")
+                } else {
+                    ("password", "username")
+                };
+                self.error(self.fail(
+                    &at(segs, &[K(given)]),
+                    &format!("{given} is given without {missing}"),
+                    "give both (the password may be ${ENV_NAME}), or neither for a registry without auth",
+                ));
+                return None;
+            }
+        };
+        let password = match self.secret(password, &at(segs, &[K("password")])) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.error(self.fail(
+                    &at(segs, &[K("password")]),
+                    "password is empty",
+                    "give the registry password, or ${ENV_NAME} to read it from the environment",
+                ));
+                return None;
+            }
+            Err(failure) => {
+                self.error(failure);
+                return None;
+            }
+        };
+        let auth = RegistryAuth {
+            username: username.clone(),
+            password,
+        };
+        if let Err(e) = auth.check() {
+            let field = if e.to_string().contains("user name") {
+                "username"
+            } else {
+                "password"
+            };
+            self.error(self.fail(
+                &at(segs, &[K(field)]),
+                &e.to_string().trim_start_matches("registry: ").to_string(),
+                "htpasswd and docker's credential files take it as user:password",
+            ));
+            return None;
+        }
+        Some(auth)
     }
 
     /// `spec.hostAliases`; an alias with a problem is recorded and left out.
