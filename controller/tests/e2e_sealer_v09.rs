@@ -25,24 +25,39 @@ fn variant(runtime: Runtime) -> RootfsInfo {
         .expect("building the sealer v0.9 fixture")
 }
 
-/// Points the cluster's Clusterfile at `rootfs` with `runtime`.
-fn use_image(cluster: &Cluster, rootfs: &RootfsInfo, runtime: &str) {
+/// The variable the Clusterfile reads the registry password from.
+const PASSWORD_VAR: &str = "E2E_REGISTRY_PASSWORD";
+
+/// Points the cluster's Clusterfile at `rootfs` with `runtime`, with registry credentials
+/// (the password read from [`PASSWORD_VAR`]) when `auth`.
+fn use_image(cluster: &Cluster, rootfs: &RootfsInfo, runtime: &str, auth: bool) {
     let path = cluster.clusterfile_path();
     let text = std::fs::read_to_string(&path).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("image:") {
-                format!("  image: '{}'", rootfs.dir.display())
-            } else if l.trim_start().starts_with("type:") {
-                format!("    type: {runtime}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&path, text + "\n").unwrap();
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        let key = l.trim_start();
+        if key.starts_with("image:") {
+            lines.push(format!("  image: '{}'", rootfs.dir.display()));
+        } else if key.starts_with("type:") {
+            lines.push(format!("    type: {runtime}"));
+        } else if key.starts_with("username:") || key.starts_with("password:") {
+            continue;
+        } else {
+            lines.push(l.to_string());
+        }
+        if key.starts_with("port: 5000") && auth {
+            lines.push("      username: e2e".into());
+            lines.push(format!("      password: ${{{PASSWORD_VAR}}}"));
+        }
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+/// `installer <args>` with the registry password in its environment.
+fn installer_with(cluster: &Cluster, args: &[&str], password: &str) -> Run {
+    let run = run_of(installer_command(cluster, args).env(PASSWORD_VAR, password));
+    eprintln!("installer {}: exit {}", args.join(" "), run.code);
+    run
 }
 
 /// What host `i` runs to pull the test image from the registry and run it once, through
@@ -78,13 +93,16 @@ fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
     let ips: Vec<String> = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
     let before: Vec<_> = (0..3).map(|i| cluster.snapshot(i).unwrap()).collect();
     let rootfs_dir = format!("/var/lib/sealer/data/{}/rootfs", cluster.name());
+    // Unique, so that finding it anywhere means it leaked there.
+    let password = format!("e2e-pw-{}-{}", std::process::id(), cluster.name());
 
-    for (runtime, name, rootfs) in [
-        (Runtime::Docker, "docker", &docker),
-        (Runtime::Containerd, "containerd", &containerd),
+    // docker with registry credentials, containerd without.
+    for (runtime, name, rootfs, auth) in [
+        (Runtime::Docker, "docker", &docker, true),
+        (Runtime::Containerd, "containerd", &containerd, false),
     ] {
-        use_image(&cluster, rootfs, name);
-        let run = installer(&cluster, &["apply"]);
+        use_image(&cluster, rootfs, name, auth);
+        let run = installer_with(&cluster, &["apply"], &password);
         assert_eq!(run.code, 0, "{name}: {}", run.describe());
         for (i, ip) in ips.iter().enumerate() {
             assert_eq!(run.status(ip)["status"], "ok", "{name} {ip}");
@@ -107,8 +125,18 @@ fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
                 sh(&cluster, i, "systemctl is-enabled kubelet").trim(),
                 "enabled"
             );
-            // TLS, verified with the cluster CA; the registry has no plain-HTTP side.
-            sh(&cluster, i, REGISTRY_ANSWERS_OVER_TLS);
+            // TLS, verified with the cluster CA; the registry has no plain-HTTP side. With
+            // credentials, an unauthenticated request is refused.
+            if auth {
+                let code = sh(
+                    &cluster,
+                    i,
+                    "curl -s -o /dev/null -w '%{http_code}' --cacert '/etc/docker/certs.d/sea.hub:5000/ca.crt' https://sea.hub:5000/v2/",
+                );
+                assert_eq!(code.trim(), "401", "{name} {ip}: no credentials, no entry");
+            } else {
+                sh(&cluster, i, REGISTRY_ANSWERS_OVER_TLS);
+            }
             sh(
                 &cluster,
                 i,
@@ -135,8 +163,12 @@ fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
             assert_eq!(holders.trim(), "", "{name}: node{} holds the key", i + 1);
         }
 
+        if auth {
+            assert_password_kept(&cluster, &run, &password);
+        }
+
         // Nothing changed: nothing runs.
-        let again = installer(&cluster, &["apply"]);
+        let again = installer_with(&cluster, &["apply"], &password);
         assert_eq!(again.code, 0, "{name}: {}", again.describe());
         for ip in &ips {
             assert_eq!(
@@ -147,7 +179,7 @@ fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
             );
         }
 
-        let clean = installer(&cluster, &["clean"]);
+        let clean = installer_with(&cluster, &["clean"], &password);
         assert_eq!(clean.code, 0, "{name}: {}", clean.describe());
         for (i, snap) in before.iter().enumerate() {
             assert_as_before(&cluster, i, snap);
@@ -159,4 +191,65 @@ fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
             );
         }
     }
+}
+
+/// The password is nowhere in plain text: not on any host (files under /etc, /root, /var,
+/// /run, /tmp: the agent's state, journal, logs and run directories included), not in what
+/// the controller printed or logged. Its docker `auth` form is only in the two credential
+/// files, and the htpasswd file holds a bcrypt hash of it.
+fn assert_password_kept(cluster: &Cluster, run: &Run, password: &str) {
+    let basic = sh(
+        cluster,
+        0,
+        &format!("printf '%s' 'e2e:{password}' | base64 -w0"),
+    );
+    let basic = basic.trim();
+    for i in 0..cluster.hosts().len() {
+        let found = sh(
+            cluster,
+            i,
+            &format!("grep -rlF -- '{password}' /etc /root /var /run /tmp 2>/dev/null || true"),
+        );
+        assert_eq!(
+            found.trim(),
+            "",
+            "node{}: the password is in these files",
+            i + 1
+        );
+        let found = sh(
+            cluster,
+            i,
+            &format!("grep -rlF -- '{basic}' /etc /root /var /run /tmp 2>/dev/null | sort || true"),
+        );
+        assert_eq!(
+            found.trim(),
+            "/root/.docker/config.json\n/var/lib/kubelet/config.json",
+            "node{}: the credentials are where the runtimes read them, and only there",
+            i + 1
+        );
+    }
+    let htpasswd = sh(
+        cluster,
+        0,
+        &format!(
+            "cat /var/lib/sealer/data/{}/rootfs/etc/registry_htpasswd",
+            cluster.name()
+        ),
+    );
+    assert!(htpasswd.starts_with("e2e:$2y$"), "{htpasswd}");
+    assert!(!run.stdout.contains(password) && !run.stderr.contains(password));
+    let logs = std::process::Command::new("grep")
+        .args(["-rlF", "--", password])
+        .arg(cluster.workdir())
+        .output()
+        .unwrap();
+    let leaked = String::from_utf8_lossy(&logs.stdout);
+    let leaked: Vec<&str> = leaked
+        .lines()
+        .filter(|l| !l.ends_with("/Clusterfile"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the controller's files hold the password: {leaked:?}"
+    );
 }

@@ -13,6 +13,7 @@ pub mod debs;
 pub mod docker;
 pub mod fixture;
 pub mod hosts;
+pub mod image_layout;
 pub mod node_image;
 pub mod registry_image;
 pub mod sshd;

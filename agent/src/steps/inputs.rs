@@ -194,6 +194,12 @@ impl Step {
                 if let Some(server) = plan.registry.tls.as_ref().and_then(|t| t.server.as_ref()) {
                     h.field("certificate", server.cert_pem.as_bytes());
                 }
+                // New credentials restart it too (it reads its htpasswd when it starts).
+                if plan.registry.auth.is_some() {
+                    for f in registry_trust::files(plan, &plan.rootfs_dir()) {
+                        h.field("trust", f.sha256().as_bytes());
+                    }
+                }
                 h.env(plan, root);
             }
         }

@@ -141,7 +141,7 @@ pub(crate) fn steps_for(plan: &Plan) -> Vec<Step> {
     if !plan.hosts_entries.is_empty() {
         push(StepKind::HostsFile, "hosts-file".into(), Action::HostsFile);
     }
-    if plan.registry.tls.is_some() {
+    if plan.registry.tls.is_some() || plan.registry.auth.is_some() {
         push(
             StepKind::RegistryTrust,
             "registry-trust".into(),

@@ -56,6 +56,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, step: &str, script: Option<&str>) -> StepRe
 /// Where the registry container reads the TLS material (`<rootfs>/certs`, mounted read-only).
 const CONTAINER_CERTS: &str = "/certs";
 
+/// Where it reads the htpasswd file (`<rootfs>/etc/registry_htpasswd`, read-only), as
+/// sealer's `init-registry.sh` mounts it.
+const CONTAINER_HTPASSWD: &str = "/htpasswd";
+
 /// Loads and runs the registry image with the host's runtime unless the container runs
 /// already — or, when this step ran before (its inputs or the registry changed since),
 /// replaces it, so a new certificate is served. With TLS material the registry serves TLS
@@ -84,6 +88,17 @@ fn start_builtin(ctx: &mut Ctx<'_>, step: &str, cmd: &dyn CommandRunner) -> Resu
         run.env.push(format!("REGISTRY_HTTP_TLS_KEY={certs}.key"));
         run.read_only
             .push((ctx.paths.rootfs.join("certs"), CONTAINER_CERTS));
+    }
+    if reg.auth.is_some() {
+        run.env.push("REGISTRY_AUTH=htpasswd".into());
+        run.env
+            .push(format!("REGISTRY_AUTH_HTPASSWD_PATH={CONTAINER_HTPASSWD}"));
+        run.env
+            .push("REGISTRY_AUTH_HTPASSWD_REALM=sealer-registry".into());
+        run.read_only.push((
+            ctx.paths.rootfs.join("etc/registry_htpasswd"),
+            CONTAINER_HTPASSWD,
+        ));
     }
     let ran_before = ctx.journal.record.steps.contains_key(step);
     if ran_before && runtime.is_running(cmd, REGISTRY_CONTAINER) {
@@ -153,8 +168,9 @@ fn registry_addr(ctx: &Ctx<'_>) -> Option<SocketAddr> {
     }
 }
 
-/// Waits until the registry's `/v2/` answers 200 or 401 — over TLS verified with the cluster
-/// CA when the plan has TLS material — and fails with the container's last log lines if it
+/// Waits until the registry's `/v2/` answers 200 or 401 (200 when the plan has credentials,
+/// which the probe sends) — over TLS verified with the cluster CA when the plan has TLS
+/// material — and fails with the container's last log lines if it
 /// does not within the plan's registry timeout.
 fn wait_for_v2(ctx: &Ctx<'_>, cmd: &dyn CommandRunner) -> Result<(), StepError> {
     let reg = &ctx.plan.registry;
@@ -165,7 +181,14 @@ fn wait_for_v2(ctx: &Ctx<'_>, cmd: &dyn CommandRunner) -> Result<(), StepError> 
     while Instant::now() < deadline {
         match registry_addr(ctx) {
             Some(addr) => match probe.once(addr) {
-                Ok(200 | 401) => return Ok(()),
+                // Without credentials, 401 is a registry that answers (it may require
+                // auth of its own); with them, it must let them in.
+                Ok(200) => return Ok(()),
+                Ok(401) if reg.auth.is_none() => return Ok(()),
+                Ok(401) => {
+                    last = "HTTP 401: the registry refused the Clusterfile's username and password"
+                        .into()
+                }
                 Ok(code) => last = format!("HTTP {code}"),
                 Err(why) => last = why,
             },
@@ -178,7 +201,12 @@ fn wait_for_v2(ctx: &Ctx<'_>, cmd: &dyn CommandRunner) -> Result<(), StepError> 
         .unwrap_or_default();
     Err(StepError {
         message: format!(
-            "{url} did not answer 200 or 401 within {} s ({last}); the lines below are {REGISTRY_CONTAINER}'s last log lines",
+            "{url} did not answer {} within {} s ({last}); the lines below are {REGISTRY_CONTAINER}'s last log lines",
+            if reg.auth.is_some() {
+                "200"
+            } else {
+                "200 or 401"
+            },
             ctx.plan.timeouts.registry_secs
         ),
         exit_code: None,

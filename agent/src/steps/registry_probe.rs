@@ -4,6 +4,7 @@
 //! none — a certificate the CA did not issue is said as such, not as a timeout.
 
 use installer_proto::plan::RegistryPlan;
+use installer_proto::secret::Secret;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
@@ -16,6 +17,8 @@ pub(crate) struct Probe {
     domain: String,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The `Authorization` header value, with the plan's credentials.
+    authorization: Option<Secret>,
 }
 
 impl Probe {
@@ -29,6 +32,10 @@ impl Probe {
             domain: registry.domain.clone(),
             port: registry.port,
             tls,
+            authorization: registry
+                .auth
+                .as_ref()
+                .map(|a| Secret::new(format!("Basic {}", super::registry_trust::basic(a)))),
         })
     }
 
@@ -39,10 +46,17 @@ impl Probe {
         let timeout = Some(Duration::from_secs(3));
         let _ = sock.set_read_timeout(timeout);
         let _ = sock.set_write_timeout(timeout);
-        let request = format!(
-            "GET /v2/ HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: installer-agent\r\n\r\n",
+        let authorization = self
+            .authorization
+            .as_ref()
+            .map(|a| format!("Authorization: {}\r\n", a.expose()))
+            .unwrap_or_default();
+        // Held as a secret: the request carries the credentials.
+        let request = Secret::new(format!(
+            "GET /v2/ HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: installer-agent\r\n{authorization}\r\n",
             self.domain, self.port
-        );
+        ));
+        let request = request.expose();
         let mut head = [0u8; 64];
         let n = match &self.tls {
             None => {
@@ -175,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_is_asked_without_tls() {
+    fn plain_http_is_asked_without_tls_and_with_the_credentials() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {

@@ -464,3 +464,32 @@ fn load_refuses_what_is_not_a_bounded_utf8_regular_file() {
 
 mod errors;
 mod forms;
+
+#[test]
+fn registry_credentials_are_read_with_the_password_a_secret() {
+    let reg = |lines: &str| with_hosts(&format!("  registry:\n    localRegistry:\n{lines}"));
+    let cf = parse_ok(&reg("      username: admin\n      password: ${SSH_PASS}\n"));
+    let auth = cf.registry.auth.as_ref().unwrap();
+    assert_eq!(auth.username, "admin");
+    assert_eq!(
+        auth.password.expose(),
+        "s3cret",
+        "read from the environment"
+    );
+    assert!(!format!("{cf:?}").contains("s3cret"), "never printed");
+    assert_eq!(
+        parse_err(&reg("      username: admin\n")),
+        "Clusterfile:12:17: spec.registry.localRegistry.username: username is given without password; give both (the password may be ${ENV_NAME}), or neither for a registry without auth"
+    );
+    assert_eq!(
+        parse_err(&reg("      username: admin\n      password: ${NOT_SET}\n")),
+        "Clusterfile:13:17: spec.registry.localRegistry.password: environment variable NOT_SET is not set; expected NOT_SET exported where installer runs (the Clusterfile reads the secret from ${NOT_SET})"
+    );
+    let bad_user = parse_err(&reg("      username: 'a:b'\n      password: x\n"));
+    assert!(
+        bad_user.starts_with(
+            "Clusterfile:12:17: spec.registry.localRegistry.username: user name \"a:b\" is invalid"
+        ),
+        "{bad_user}"
+    );
+}

@@ -5,12 +5,13 @@ mod fixtures;
 mod platforms;
 mod refusals;
 
-use super::super::{Compression, ResolvedRootfs, UnpackLimits, resolve_with};
+use super::super::{ResolvedRootfs, UnpackLimits, resolve_with};
 use fixtures::{Layout, expect, snapshot, tar};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use tar::EntryType as T;
+use testenv::image_layout::LayerCompression as Compression;
 
 fn resolve(image: &str, site: &Path, cache: &Path) -> ResolvedRootfs {
     resolve_with(image, site, cache, &UnpackLimits::default()).unwrap()
@@ -122,7 +123,7 @@ fn cache_entries(cache: &Path) -> Vec<String> {
 fn an_oci_layout_directory_applies_layers_in_order_with_whiteouts() {
     let site = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    oci_layout().write_to(&site.path().join("layout"));
+    oci_layout().write_to(&site.path().join("layout")).unwrap();
     let r = resolve("layout", site.path(), cache.path());
     assert_eq!(snapshot(r.dir()), expected());
     assert!(r.archive().is_none());
@@ -242,7 +243,9 @@ fn an_image_archive_an_earlier_version_unpacked_as_a_plain_tree_becomes_an_image
     let bytes = layout.tar("");
     fs::write(site.path().join("image.tar"), &bytes).unwrap();
     let sha = installer_proto::manifest::sha256_bytes(&bytes);
-    layout.write_to(&cache.path().join("rootfs").join(&sha));
+    layout
+        .write_to(&cache.path().join("rootfs").join(&sha))
+        .unwrap();
     let r = resolve("image.tar", site.path(), cache.path());
     assert_eq!(snapshot(r.dir()), expected());
     assert_eq!(
@@ -276,7 +279,7 @@ fn the_image_env_reaches_the_plan_under_spec_env() {
         &[(rootfs, Compression::None)],
     );
     l.index(&[(m, None)]);
-    l.write_to(&site.path().join("layout"));
+    l.write_to(&site.path().join("layout")).unwrap();
     let r = resolve("layout", site.path(), cache.path());
     let cf = crate::clusterfile::parse_with_env(
         "Clusterfile",
@@ -370,7 +373,7 @@ fn a_whiteout_of_a_link_removes_the_link_and_a_top_level_opaque_marker_hides_eve
             ],
         );
         l.index(&[(m, None)]);
-        l.write_to(&site.path().join(name));
+        l.write_to(&site.path().join(name)).unwrap();
         let r = resolve(name, site.path(), cache.path());
         assert_eq!(snapshot(r.dir()), want, "{name}");
     }

@@ -3,9 +3,9 @@
 
 use super::fixtures::{self, Layout, tar};
 use super::resolve;
-use crate::rootfs::Compression;
 use std::fs;
 use tar::EntryType as T;
+use testenv::image_layout::LayerCompression as Compression;
 
 #[test]
 fn a_two_platform_index_gives_each_architecture_its_image_and_env() {
@@ -84,7 +84,7 @@ fn a_multi_platform_image_without_the_host_architecture_says_so() {
         (s390, Some("s390x")),
         (arm, Some("arm64")),
     ]);
-    l.write_to(&site.path().join("layout"));
+    l.write_to(&site.path().join("layout")).unwrap();
     let r = resolve("layout", site.path(), cache.path());
     assert_eq!(r.arches(), ["amd64"]);
     assert!(r.walk("amd64", &[]).is_ok());

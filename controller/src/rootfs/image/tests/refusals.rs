@@ -4,10 +4,11 @@
 
 use super::fixtures::{Layout, tar};
 use super::{ENV, cache_entries, layers};
-use crate::rootfs::{Compression, UnpackLimits, resolve_with};
+use crate::rootfs::{UnpackLimits, resolve_with};
 use std::fs;
 use std::path::Path;
 use tar::EntryType as T;
+use testenv::image_layout::LayerCompression as Compression;
 
 /// Resolves the OCI archive of `layout`; the error text.
 fn refused(layout: &Layout) -> (String, String, tempfile::TempDir) {
@@ -217,7 +218,7 @@ fn an_image_named_in_a_layout_directory_cannot_reach_outside_it() {
         serde_json::to_vec(&manifest).unwrap(),
     );
     let dir = site.path().join("saved");
-    d.write_to(&dir);
+    d.write_to(&dir).unwrap();
     fs::create_dir_all(site.path().join("outside")).unwrap();
     fs::write(site.path().join("outside/layer.tar"), b"x").unwrap();
     let err = resolve_with("saved", site.path(), cache.path(), &UnpackLimits::default())
