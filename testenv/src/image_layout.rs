@@ -13,8 +13,22 @@ use std::path::Path;
 use tar::EntryType as T;
 
 /// Everything here writes into memory (a `Vec`, a compressor over one, a `json!` value to
-/// bytes), which cannot fail: the one invariant behind every `expect`.
+/// bytes), which cannot fail: the one invariant behind every [`InMemory::in_memory`].
 const IN_MEMORY: &str = "writing a tar, a compressed stream or JSON into memory cannot fail";
+
+/// The result of a write into memory, which has no error to report.
+trait InMemory<T> {
+    fn in_memory(self) -> T;
+}
+
+impl<T, E: std::fmt::Display> InMemory<T> for Result<T, E> {
+    fn in_memory(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => unreachable!("{IN_MEMORY}: {e}"),
+        }
+    }
+}
 
 /// How a layer blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,9 +58,9 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
         h.set_mode(*mode);
         h.set_size(data.len() as u64);
         h.set_cksum();
-        b.append(&h, *data).expect(IN_MEMORY);
+        b.append(&h, *data).in_memory();
     }
-    b.into_inner().expect(IN_MEMORY)
+    b.into_inner().in_memory()
 }
 
 /// `tar` stored as `c` says.
@@ -55,10 +69,10 @@ pub fn compress(tar: &[u8], c: LayerCompression) -> Vec<u8> {
         LayerCompression::None => tar.to_vec(),
         LayerCompression::Gzip => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(tar).expect(IN_MEMORY);
-            e.finish().expect(IN_MEMORY)
+            e.write_all(tar).in_memory();
+            e.finish().in_memory()
         }
-        LayerCompression::Zstd => zstd::encode_all(tar, 1).expect(IN_MEMORY),
+        LayerCompression::Zstd => zstd::encode_all(tar, 1).in_memory(),
     }
 }
 
@@ -101,7 +115,7 @@ fn config(arch: &str, env: &[&str], diff_ids: &[String]) -> Vec<u8> {
         "history": [{"created_by": "test"}],
         "docker_version": "test"
     }))
-    .expect(IN_MEMORY)
+    .in_memory()
 }
 
 impl Layout {
@@ -147,7 +161,7 @@ impl Layout {
         });
         self.blob(
             "application/vnd.oci.image.manifest.v1+json",
-            serde_json::to_vec(&manifest).expect(IN_MEMORY),
+            serde_json::to_vec(&manifest).in_memory(),
         )
     }
 
@@ -173,7 +187,7 @@ impl Layout {
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": list,
         }))
-        .expect(IN_MEMORY)
+        .in_memory()
     }
 
     /// Makes it an OCI layout whose `index.json` lists `manifests`.
@@ -205,7 +219,7 @@ impl Layout {
             serde_json::to_vec(
                 &json!([{"Config": config_name, "RepoTags": ["x:1"], "Layers": names}]),
             )
-            .expect(IN_MEMORY),
+            .in_memory(),
         );
         out.files.insert("repositories".into(), b"{}".to_vec());
         out
@@ -240,16 +254,16 @@ impl Layout {
             h.set_mode(0o755);
             h.set_size(0);
             b.append_data(&mut h, format!("{prefix}{d}/"), &[][..])
-                .expect(IN_MEMORY);
+                .in_memory();
         }
         for (rel, bytes) in &self.files {
             let mut h = tar::Header::new_gnu();
             h.set_mode(0o644);
             h.set_size(bytes.len() as u64);
             b.append_data(&mut h, format!("{prefix}{rel}"), bytes.as_slice())
-                .expect(IN_MEMORY);
+                .in_memory();
         }
-        b.into_inner().expect(IN_MEMORY)
+        b.into_inner().in_memory()
     }
 }
 

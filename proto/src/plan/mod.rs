@@ -19,7 +19,10 @@ pub use build::{BuildError, PlanInputs, build};
 pub use check::{
     MAX_KUBEADM_BYTES, PlanError, check_cluster_dir, check_cluster_name, check_data_root,
 };
-pub use registry::{MAX_PASSWORD_BYTES, RegistryAuth, RegistryPlan, RegistryTls, ServerTls};
+pub use registry::{
+    MAX_PASSWORD_BYTES, RegistryAuth, RegistryPlan, RegistryTls, ServerTls, check_password,
+    check_username,
+};
 
 /// The tag sealer puts on every `/etc/hosts` line it writes; kept for compatibility so that
 /// lines written by either tool are recognised.

@@ -49,23 +49,33 @@ impl RegistryAuth {
     /// user name without `:`, blanks or control characters, a password of at most
     /// [`MAX_PASSWORD_BYTES`] bytes without control characters.
     pub fn check(&self) -> Result<(), PlanError> {
-        let u = &self.username;
-        if u.is_empty()
-            || u.chars()
-                .any(|c| c == ':' || c.is_whitespace() || c.is_control())
-        {
-            return Err(PlanError::BadRegistry(format!(
-                "user name {u:?} is invalid: use letters, digits and punctuation other than ':'"
-            )));
-        }
-        let p = self.password.expose();
-        if p.is_empty() || p.len() > MAX_PASSWORD_BYTES || p.chars().any(char::is_control) {
-            return Err(PlanError::BadRegistry(format!(
-                "the password must be 1 to {MAX_PASSWORD_BYTES} bytes without control characters"
-            )));
-        }
-        Ok(())
+        check_username(&self.username).map_err(PlanError::BadRegistry)?;
+        check_password(self.password.expose()).map_err(PlanError::BadRegistry)
     }
+}
+
+/// Why `username` cannot be a registry user name (see [`RegistryAuth::check`]).
+pub fn check_username(u: &str) -> Result<(), String> {
+    if u.is_empty()
+        || u.chars()
+            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "user name {u:?} is invalid: use letters, digits and punctuation other than ':'"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `password` cannot be a registry password (see [`RegistryAuth::check`]); the message
+/// does not quote it.
+pub fn check_password(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > MAX_PASSWORD_BYTES || p.chars().any(char::is_control) {
+        return Err(format!(
+            "the password must be 1 to {MAX_PASSWORD_BYTES} bytes without control characters"
+        ));
+    }
+    Ok(())
 }
 
 /// What a host receives of the registry's TLS material.

@@ -7,6 +7,7 @@
 
 mod driver;
 mod phases;
+mod registry_trust;
 
 use super::driver::Run;
 use super::host::{RunCtx, Started};
@@ -115,6 +116,12 @@ impl Cluster {
         let inputs = Arc::new(Inputs::new(cf, rootfs, layers, Default::default()));
         let roots = (0..hosts).map(|_| host_root()).collect();
         Cluster { dir, inputs, roots }
+    }
+
+    /// The cluster with its inputs changed by `change` (before any run).
+    fn with_inputs(mut self, change: impl FnOnce(&mut Inputs)) -> Cluster {
+        change(Arc::get_mut(&mut self.inputs).expect("no run holds the inputs yet"));
+        self
     }
 
     /// A fresh agent on every host, and their threads.

@@ -7,7 +7,7 @@ use crate::clusterfile::locate::Seg;
 use crate::clusterfile::raw;
 use crate::clusterfile::{DEFAULT_REGISTRY_DOMAIN, DEFAULT_REGISTRY_PORT, RegistrySpec};
 use Seg::{Index as I, Key as K};
-use installer_proto::plan::RegistryAuth;
+use installer_proto::plan::{RegistryAuth, check_password, check_username};
 use std::net::IpAddr;
 
 impl Ctx<'_> {
@@ -120,21 +120,21 @@ impl Ctx<'_> {
                 return None;
             }
         };
+        let hint = "htpasswd and docker's credential files take it as user:password";
+        let mut ok = true;
+        if let Err(why) = check_username(username) {
+            self.error(self.fail(&at(segs, &[K("username")]), &why, hint));
+            ok = false;
+        }
+        if let Err(why) = check_password(password.expose()) {
+            self.error(self.fail(&at(segs, &[K("password")]), &why, hint));
+            ok = false;
+        }
         let auth = RegistryAuth {
             username: username.clone(),
             password,
         };
-        if let Err(e) = auth.check() {
-            let field = if e.to_string().contains("user name") {
-                "username"
-            } else {
-                "password"
-            };
-            self.error(self.fail(
-                &at(segs, &[K(field)]),
-                &e.to_string().trim_start_matches("registry: ").to_string(),
-                "htpasswd and docker's credential files take it as user:password",
-            ));
+        if !ok {
             return None;
         }
         Some(auth)
