@@ -10,6 +10,7 @@ use crate::clusterfile::{self, Clusterfile};
 use crate::output::Reporter;
 use crate::registry_tls::{self, RegistryTls};
 use crate::rootfs::{self, ResolvedRootfs};
+use crate::rootfs_stream::{DEFAULT_LEVEL, FrameCache};
 use crate::ssh::{ConnectOptions, HostKeyPolicy, Secret};
 use anyhow::Context;
 use installer_proto::rootfs::{MergedTree, arch_dir_for};
@@ -31,16 +32,20 @@ pub struct Inputs {
     pub watch: WatchConfig,
     /// The registry's TLS material for this run; `None` when it is insecure.
     pub registry_tls: Option<RegistryTls>,
+    /// The compressed form of each file shipped, shared by every host's stream.
+    pub(crate) frames: Arc<FrameCache>,
     trees: tokio::sync::Mutex<HashMap<String, Arc<MergedTree>>>,
 }
 
 impl Inputs {
-    /// Inputs already read and validated (what [`validate`] returns, from its parts).
+    /// Inputs already read and validated (what [`validate`] returns, from its parts), with
+    /// the compressed files kept under `frames`.
     pub fn new(
         clusterfile: Clusterfile,
         rootfs: ResolvedRootfs,
         layers: Vec<PathBuf>,
         watch: WatchConfig,
+        frames: &Path,
     ) -> Inputs {
         Inputs {
             clusterfile,
@@ -48,6 +53,7 @@ impl Inputs {
             layers,
             watch,
             registry_tls: None,
+            frames: Arc::new(FrameCache::new(frames.to_path_buf(), DEFAULT_LEVEL)),
             trees: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -111,6 +117,7 @@ pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
         layers,
         watch,
         registry_tls,
+        frames: Arc::new(FrameCache::new(cache.join("frames"), DEFAULT_LEVEL)),
         trees: tokio::sync::Mutex::new(HashMap::new()),
     }))
 }

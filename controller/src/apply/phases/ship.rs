@@ -13,9 +13,6 @@ use installer_proto::plan::{Plan, Timeouts};
 use installer_proto::rootfs::MergedTree;
 use std::sync::Arc;
 
-/// zstd level: fast enough to keep up with a gigabit link on one core.
-const ZSTD_LEVEL: i32 = crate::rootfs_stream::DEFAULT_LEVEL;
-
 /// Sends each host what its plan needs.
 pub struct Ship {
     /// What apply read locally.
@@ -98,8 +95,12 @@ async fn ship_one(
     if !need.files.is_empty() {
         // Progress counts file bytes taken into the stream: the unit of `need.bytes`.
         let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (mut rx, producer) =
-            crate::rootfs_stream::spawn_stream(tree.clone(), need.files, ZSTD_LEVEL, read.clone());
+        let (mut rx, producer) = crate::rootfs_stream::spawn_stream(
+            tree.clone(),
+            need.files,
+            inputs.frames.clone(),
+            read.clone(),
+        );
         let mut last_report = std::time::Instant::now();
         while let Some(piece) = rx.recv().await {
             if let Err(e) = c.agent.send_chunk(&piece).await {

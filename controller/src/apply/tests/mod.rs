@@ -113,7 +113,8 @@ impl Cluster {
         let cache = dir.path().join("cache");
         let rootfs =
             rootfs::resolve_with(&cf.image, dir.path(), &cache, &UnpackLimits::default()).unwrap();
-        let inputs = Arc::new(Inputs::new(cf, rootfs, layers, Default::default()));
+        let frames = dir.path().join("frames");
+        let inputs = Arc::new(Inputs::new(cf, rootfs, layers, Default::default(), &frames));
         let roots = (0..hosts).map(|_| host_root()).collect();
         Cluster { dir, inputs, roots }
     }
