@@ -12,7 +12,8 @@ set -euo pipefail
 #   iproute2        network namespaces for the connect-timeout test
 #   vagrant         `vagrant validate` and the docker-provider end-to-end test
 #   curl            the demo's "registry answers" check
-PACKAGES=(mmdebstrap openssh-server openssh-client sudo iproute2 curl ca-certificates)
+#   rsync, zstd     the distribution benchmark's baselines (tc comes with iproute2)
+PACKAGES=(mmdebstrap openssh-server openssh-client sudo iproute2 curl ca-certificates rsync zstd)
 VAGRANT=(vagrant)
 
 as_root() {

@@ -20,7 +20,8 @@ pub const SUITE: &str = "bookworm";
 
 /// The packages installed on top of `minbase`. Kept lean: what a Kubernetes node prepared
 /// by the installer needs from its OS (systemd, sshd, sudo, networking and netfilter tools,
-/// kernel-module tools) plus the basics tests use (curl, ping, ps).
+/// kernel-module tools) plus the basics tests use (curl, ping, ps) and what the distribution
+/// benchmark's baselines run on a host (rsync, zstd).
 pub const PACKAGES: &[&str] = &[
     "openssh-server",
     // Debian 12's scp speaks SFTP by default, and mmdebstrap installs no Recommends.
@@ -43,6 +44,8 @@ pub const PACKAGES: &[&str] = &[
     "iputils-ping",
     "netbase",
     "less",
+    "rsync",
+    "zstd",
 ];
 
 /// The image repository; the tag is the recipe hash.
