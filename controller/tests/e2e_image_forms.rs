@@ -13,7 +13,7 @@ mod e2e_common;
 use e2e_common::*;
 use std::path::{Path, PathBuf};
 use tar::EntryType as T;
-use testenv::hosts::{Cluster, UpOptions};
+use testenv::hosts::Cluster;
 use testenv::image_layout::{LayerCompression as C, Layout, tar, tree_tar};
 
 /// The OCI name of this machine's architecture, and another one.
@@ -111,32 +111,10 @@ fn host_tree(cluster: &Cluster, i: usize) -> String {
     )
 }
 
-fn use_image(cluster: &Cluster, image: &Path) {
-    let path = cluster.clusterfile_path();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("image:") {
-                format!("  image: '{}'", image.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    std::fs::write(&path, text.join("\n") + "\n").unwrap();
-}
-
 #[test]
 fn every_image_form_gives_the_hosts_what_the_directory_gives() {
     let rootfs = fixture_rootfs();
-    let cluster = Cluster::up(UpOptions {
-        nodes: 2,
-        rootfs: Some(rootfs.dir.clone()),
-        ..UpOptions::default()
-    })
-    .expect("bringing up 2 hosts");
-    let ips: Vec<String> = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
+    let (cluster, ips) = up(2, &rootfs.dir);
     let before: Vec<_> = (0..2).map(|i| cluster.snapshot(i).unwrap()).collect();
     let images = tempfile::tempdir_in(cluster.workdir()).unwrap();
     let forms = forms(&rootfs.dir, images.path());
@@ -147,7 +125,7 @@ fn every_image_form_gives_the_hosts_what_the_directory_gives() {
     assert!(trees[0].contains("rootfs/etc/kubeadm.yml"), "{}", trees[0]);
 
     for (form, image) in &forms {
-        use_image(&cluster, image);
+        set_image(&cluster, image);
         let run = installer(&cluster, &["apply"]);
         assert_eq!(run.code, 0, "{form}: {}", run.describe());
         for (i, ip) in ips.iter().enumerate() {

@@ -13,7 +13,7 @@ mod e2e_common;
 
 use e2e_common::*;
 use testenv::fixture::{RootfsInfo, Runtime};
-use testenv::hosts::{Cluster, REGISTRY_ANSWERS_OVER_TLS, UpOptions};
+use testenv::hosts::{Cluster, REGISTRY_ANSWERS_OVER_TLS};
 
 fn variant(runtime: Runtime) -> RootfsInfo {
     let cache = testenv::cache::cache_dir();
@@ -31,26 +31,23 @@ const PASSWORD_VAR: &str = "E2E_REGISTRY_PASSWORD";
 /// Points the cluster's Clusterfile at `rootfs` with `runtime`, with registry credentials
 /// (the password read from [`PASSWORD_VAR`]) when `auth`.
 fn use_image(cluster: &Cluster, rootfs: &RootfsInfo, runtime: &str, auth: bool) {
-    let path = cluster.clusterfile_path();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines = Vec::new();
-    for l in text.lines() {
+    set_image(cluster, &rootfs.dir);
+    edit_clusterfile(cluster, |l| {
         let key = l.trim_start();
-        if key.starts_with("image:") {
-            lines.push(format!("  image: '{}'", rootfs.dir.display()));
-        } else if key.starts_with("type:") {
-            lines.push(format!("    type: {runtime}"));
+        if key.starts_with("type:") {
+            vec![format!("    type: {runtime}")]
         } else if key.starts_with("username:") || key.starts_with("password:") {
-            continue;
+            Vec::new()
+        } else if key.starts_with("port: 5000") && auth {
+            vec![
+                l.to_string(),
+                "      username: e2e".into(),
+                format!("      password: ${{{PASSWORD_VAR}}}"),
+            ]
         } else {
-            lines.push(l.to_string());
+            vec![l.to_string()]
         }
-        if key.starts_with("port: 5000") && auth {
-            lines.push("      username: e2e".into());
-            lines.push(format!("      password: ${{{PASSWORD_VAR}}}"));
-        }
-    }
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    });
 }
 
 /// `installer <args>` with the registry password in its environment.
@@ -84,13 +81,7 @@ fn pull_and_run(runtime: Runtime, image: &str) -> String {
 fn sealer_v09_images_with_a_tls_registry_on_three_hosts() {
     let docker = variant(Runtime::Docker);
     let containerd = variant(Runtime::Containerd);
-    let cluster = Cluster::up(UpOptions {
-        nodes: 3,
-        rootfs: Some(docker.dir.clone()),
-        ..UpOptions::default()
-    })
-    .expect("bringing up 3 hosts");
-    let ips: Vec<String> = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
+    let (cluster, ips) = up(3, &docker.dir);
     let before: Vec<_> = (0..3).map(|i| cluster.snapshot(i).unwrap()).collect();
     let rootfs_dir = format!("/var/lib/sealer/data/{}/rootfs", cluster.name());
     // Unique, so that finding it anywhere means it leaked there.

@@ -219,3 +219,38 @@ pub(crate) fn assert_nothing_left(
     let left = sh(cluster, i, &format!("pgrep -l '{procs}' || true"));
     assert_eq!(left.trim(), "", "node{}: processes left", i + 1);
 }
+
+/// `nodes` testenv hosts (the first a master) whose Clusterfile names `rootfs`, and their IPs.
+pub(crate) fn up(nodes: usize, rootfs: &Path) -> (testenv::hosts::Cluster, Vec<String>) {
+    let cluster = testenv::hosts::Cluster::up(testenv::hosts::UpOptions {
+        nodes,
+        rootfs: Some(rootfs.to_path_buf()),
+        ..testenv::hosts::UpOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("bringing up {nodes} hosts: {e}"));
+    let ips = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
+    (cluster, ips)
+}
+
+/// Rewrites the cluster's Clusterfile line by line: `edit` gives each line's replacement
+/// (none, one or several lines).
+pub(crate) fn edit_clusterfile(
+    cluster: &testenv::hosts::Cluster,
+    edit: impl Fn(&str) -> Vec<String>,
+) {
+    let path = cluster.clusterfile_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text.lines().flat_map(&edit).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Points the cluster's Clusterfile at `image` (`spec.image`).
+pub(crate) fn set_image(cluster: &testenv::hosts::Cluster, image: &Path) {
+    edit_clusterfile(cluster, |l| {
+        if l.trim_start().starts_with("image:") {
+            vec![format!("  image: '{}'", image.display())]
+        } else {
+            vec![l.to_string()]
+        }
+    });
+}
