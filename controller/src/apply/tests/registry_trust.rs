@@ -93,3 +93,44 @@ async fn trust_and_credentials_reach_each_host_by_its_role_and_clean_takes_them_
         assert_eq!(&snapshot(cluster.root(i)), before, "host {}", cluster.ip(i));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_material_replaces_the_trust_everywhere_and_restarts_the_registry() {
+    let state = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new(2);
+    let cf = &cluster.inputs.clusterfile;
+    let store = TlsStore::new(state.path(), &cf.name);
+    let first = ensure(&store, &names_for(cf), false).unwrap();
+    let cluster = cluster.with_inputs(|inputs| inputs.registry_tls = Some(first));
+    let applied = cluster.apply(false).await;
+    assert_eq!(applied.code, 0, "{}", applied.describe());
+
+    // What `--rotate-registry-certs` does: a new CA and certificate from the store.
+    let cf = &cluster.inputs.clusterfile;
+    let rotated = ensure(&store, &names_for(cf), true).unwrap();
+    let new_ca = rotated.ca_pem.clone();
+    let cluster = cluster.with_inputs(|inputs| inputs.registry_tls = Some(rotated));
+    let again = cluster.apply(false).await;
+    assert_eq!(again.code, 0, "{}", again.describe());
+    for i in 0..2 {
+        let ca = std::fs::read_to_string(
+            cluster
+                .root(i)
+                .join("etc/docker/certs.d/sea.hub:5000/ca.crt"),
+        )
+        .unwrap();
+        assert_eq!(ca, new_ca, "host {}", cluster.ip(i));
+        let done = again.steps(&cluster.ip(i), "step_done");
+        assert!(done.iter().any(|s| s == "registry-trust"), "{done:?}");
+    }
+    let master = again.steps(&cluster.ip(0), "step_done");
+    assert!(
+        master.iter().any(|s| s == "init-registry"),
+        "a new certificate restarts the registry: {master:?}"
+    );
+    let node = again.steps(&cluster.ip(1), "step_done");
+    assert!(
+        !node.iter().any(|s| s == "init-kube"),
+        "nothing else re-runs: {node:?}"
+    );
+}
