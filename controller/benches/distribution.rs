@@ -82,8 +82,13 @@ impl Drop for Shaped {
     }
 }
 
-/// The controller: apply or clean, with the cluster's files; its time and its peak RSS.
-fn installer(cluster: &Cluster, agents: &Path, args: &[&str]) -> (Duration, u64) {
+/// The controller: apply or clean, with the cluster's files; its time, its peak RSS and its
+/// NDJSON events.
+fn installer(
+    cluster: &Cluster,
+    agents: &Path,
+    args: &[&str],
+) -> (Duration, u64, Vec<serde_json::Value>) {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_installer"))
         .args(args)
@@ -106,7 +111,65 @@ fn installer(cluster: &Cluster, agents: &Path, args: &[&str]) -> (Duration, u64)
     // The largest child waited for so far: the controller runs first, so it is this one.
     let usage =
         nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
-    (took, usage.max_rss() as u64 / 1024)
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (took, usage.max_rss() as u64 / 1024, events)
+}
+
+/// Seconds from the run's start to the last event of `ty` (any host), from the events'
+/// `ts_ms`.
+fn at(events: &[serde_json::Value], ty: &str) -> f64 {
+    let start = events
+        .first()
+        .and_then(|e| e["ts_ms"].as_f64())
+        .unwrap_or(0.0);
+    let last = events
+        .iter()
+        .filter(|e| e["type"] == ty)
+        .filter_map(|e| e["ts_ms"].as_f64())
+        .fold(start, f64::max);
+    (last - start) / 1000.0
+}
+
+/// Each step's longest run over the hosts, in the order steps first started.
+fn step_times(events: &[serde_json::Value]) -> Vec<(String, f64)> {
+    let mut started = std::collections::HashMap::new();
+    let mut longest: Vec<(String, f64)> = Vec::new();
+    for e in events.iter().filter(|e| e["type"] == "agent") {
+        let (Some(step), Some(ts)) = (e["step"].as_str(), e["ts_ms"].as_f64()) else {
+            continue;
+        };
+        let key = (e["host"].to_string(), step.to_string());
+        match e["event"].as_str() {
+            Some("step_started") => {
+                started.insert(key, ts);
+                if !longest.iter().any(|(s, _)| s == step) {
+                    longest.push((step.to_string(), 0.0));
+                }
+            }
+            Some("step_done") => {
+                if let (Some(t0), Some(entry)) = (
+                    started.get(&key),
+                    longest.iter_mut().find(|(s, _)| s == step),
+                ) {
+                    entry.1 = entry.1.max((ts - t0) / 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    longest
+}
+
+/// The bytes the controller put on the wire, all hosts.
+fn wire_bytes(events: &[serde_json::Value]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["type"] == "transfer_done")
+        .filter_map(|e| e["bytes_sent"].as_u64())
+        .sum()
 }
 
 fn ssh(cluster: &Cluster, i: usize, remote: &str) -> Command {
@@ -156,8 +219,9 @@ fn main() {
     write_clusterfile(&cluster, &ips, masters);
     // A 1 MiB file in an overlay, changed before the third apply.
     let overlay = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(overlay.path().join("etc")).unwrap();
-    let one_mib = overlay.path().join("etc/bench-1mib.bin");
+    std::fs::create_dir_all(overlay.path().join("statics")).unwrap();
+    // Under statics/, which no script names: the change re-runs no step.
+    let one_mib = overlay.path().join("statics/bench-1mib.bin");
     std::fs::write(&one_mib, random_bytes(1 << 20, 1)).unwrap();
     let overlay_arg = overlay.path().to_string_lossy().to_string();
     // The rootfs read once, so every contender finds it in the page cache.
@@ -168,10 +232,10 @@ fn main() {
 
     let shaped = Shaped::new(&cluster, &rate);
     let apply = ["apply", "--overlay", &overlay_arg];
-    let (first, rss) = installer(&cluster, &agents, &apply);
-    let (noop, _) = installer(&cluster, &agents, &apply);
+    let (first, rss, events) = installer(&cluster, &agents, &apply);
+    let (noop, _, _) = installer(&cluster, &agents, &apply);
     std::fs::write(&one_mib, random_bytes(1 << 20, 2)).unwrap();
-    let (changed, _) = installer(&cluster, &agents, &apply);
+    let (changed, _, _) = installer(&cluster, &agents, &apply);
 
     // The stream: compressed once, each host sent what it needs.
     let scratch = tempfile::tempdir().unwrap();
@@ -235,6 +299,8 @@ fn main() {
     );
     drop(shaped);
     let _ = installer(&cluster, &agents, &["clean"]);
+    let stream_bytes = std::fs::metadata(&full).unwrap().len() * masters as u64
+        + std::fs::metadata(&lean).unwrap().len() * (hosts - masters) as u64;
 
     println!("| {hosts} hosts, {masters} registry, {rate} | time (s) | ratio |");
     println!("|---|---|---|");
@@ -265,6 +331,22 @@ fn main() {
         secs(alone)
     );
     println!("| controller peak RSS, first apply | {rss} MiB | |");
+    println!();
+    println!(
+        "first apply: last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
+        at(&events, "transfer_done"),
+        at(&events, "host_finished"),
+        wire_bytes(&events) as f64 / 1e6,
+        stream_bytes as f64 / 1e6
+    );
+    let steps: Vec<String> = step_times(&events)
+        .iter()
+        .map(|(step, secs)| format!("{step} {secs:.2}"))
+        .collect();
+    println!(
+        "first apply, longest run of each step (s): {}",
+        steps.join(", ")
+    );
 }
 
 /// Bytes and files under `dir`.
