@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a compressed file no run used stays in the cache.
+const FRAMES_UNUSED: Duration = Duration::from_secs(30 * 86_400);
+
 /// The validated local inputs of an apply.
 pub struct Inputs {
     /// The Clusterfile.
@@ -111,13 +114,18 @@ pub fn validate(args: &ApplyArgs) -> anyhow::Result<Arc<Inputs>> {
         None => WatchConfig::default(),
     };
     let registry_tls = registry_tls::for_cluster(&cf, args.rotate_registry_certs, args.dry_run)?;
+    let frames = Arc::new(FrameCache::new(cache.join("frames"), DEFAULT_LEVEL));
+    let pruned = frames.prune_unused(FRAMES_UNUSED);
+    if pruned > 0 {
+        tracing::debug!(pruned, "removed compressed files no run used for 30 days");
+    }
     Ok(Arc::new(Inputs {
         clusterfile: cf,
         rootfs: resolved,
         layers,
         watch,
         registry_tls,
-        frames: Arc::new(FrameCache::new(cache.join("frames"), DEFAULT_LEVEL)),
+        frames,
         trees: tokio::sync::Mutex::new(HashMap::new()),
     }))
 }

@@ -78,6 +78,7 @@ impl FrameCache {
         );
         let path = self.dir.join(&key[..2]).join(format!("{key}.zst"));
         if path.is_file() {
+            touch(&path);
             return Ok(path);
         }
         let lock = {
@@ -90,6 +91,28 @@ impl FrameCache {
             self.make(file, &path)?;
         }
         Ok(path)
+    }
+
+    /// Removes the frames no run used for `age` (a use refreshes a frame's mtime), so the
+    /// cache holds what recent rootfs trees need and does not grow with every image ever
+    /// shipped. Best effort: a frame that cannot be removed stays. Returns how many went.
+    pub(crate) fn prune_unused(&self, age: std::time::Duration) -> usize {
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(age) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for sub in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            for frame in fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+                let old = frame
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if old && fs::remove_file(frame.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     /// Compresses `file`'s tar entry into `target`: written under a temporary name in the
@@ -134,6 +157,14 @@ impl FrameCache {
         tmp.persist(target)
             .map_err(|e| io_err(&target.display().to_string(), e.error))?;
         Ok(())
+    }
+}
+
+/// Marks `frame` used now (its mtime), for [`FrameCache::prune_unused`]. Best effort: a
+/// frame that cannot be touched is only pruned earlier and then made again.
+fn touch(frame: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(frame) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 

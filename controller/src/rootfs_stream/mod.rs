@@ -228,12 +228,14 @@ mod tests {
             write_stream(&tree, &files, &frames, Vec::new(), &AtomicU64::new(0)).unwrap()
         };
         let one = stream(&["a", "b"]);
-        let frame_files = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        // A frame made again is a new file renamed into place: a new inode.
+        let frame_files = || -> Vec<(std::path::PathBuf, u64)> {
+            use std::os::unix::fs::MetadataExt;
             let mut v = Vec::new();
             for sub in std::fs::read_dir(dir.path().join("frames")).unwrap() {
                 for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
                     let f = f.unwrap();
-                    v.push((f.path(), f.metadata().unwrap().modified().unwrap()));
+                    v.push((f.path(), f.metadata().unwrap().ino()));
                 }
             }
             v.sort();
@@ -268,6 +270,42 @@ mod tests {
             write_stream(&changed, &files, &frames, Vec::new(), &AtomicU64::new(0)).unwrap();
         assert_eq!(entries(&three), [("a".to_string(), 30)]);
         assert_eq!(frame_files().len(), 4);
+    }
+
+    #[test]
+    fn frames_no_run_used_for_a_while_are_pruned_and_used_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(site.join("old"), "o").unwrap();
+        std::fs::write(site.join("used"), "u").unwrap();
+        let tree = MergedTree::merge(&site, "amd64", &[], &mut hash_file_content).unwrap();
+        let frames = FrameCache::new(dir.path().join("frames"), 1);
+        let both = ["old".to_string(), "used".to_string()];
+        write_stream(&tree, &both, &frames, Vec::new(), &AtomicU64::new(0)).unwrap();
+        let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+        for sub in std::fs::read_dir(dir.path().join("frames")).unwrap() {
+            for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(f.unwrap().path())
+                    .unwrap();
+                f.set_modified(month_ago).unwrap();
+            }
+        }
+        // A run uses "used" again: its frame is fresh, "old"'s is not.
+        let used = ["used".to_string()];
+        write_stream(&tree, &used, &frames, Vec::new(), &AtomicU64::new(0)).unwrap();
+        assert_eq!(
+            frames.prune_unused(std::time::Duration::from_secs(30 * 86_400)),
+            1
+        );
+        let left = write_stream(&tree, &both, &frames, Vec::new(), &AtomicU64::new(0)).unwrap();
+        assert_eq!(
+            entries(&left),
+            [("old".to_string(), 1), ("used".to_string(), 1)],
+            "a pruned frame is made again"
+        );
     }
 
     #[test]
