@@ -108,7 +108,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
             ControllerMsg::Run { force, stop_after } => match apply.as_mut() {
                 Some(a) => {
                     let outcome = a.run(force, stop_after, &sink);
-                    send(&AgentMsg::Done(outcome))?;
+                    send(&AgentMsg::Done(with_usage(outcome)))?;
                 }
                 None => send(&AgentMsg::Error {
                     message: "Run before Offer: no plan to run".into(),
@@ -137,7 +137,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                     ),
                 };
                 match clean::clean(&root, &req, &sink) {
-                    Ok(outcome) => send(&AgentMsg::Done(outcome))?,
+                    Ok(outcome) => send(&AgentMsg::Done(with_usage(outcome)))?,
                     Err(e) => send(&refusal(&e))?,
                 }
             }
@@ -226,4 +226,34 @@ fn receive<R: BufRead>(
         apply.received();
     }
     Ok(result)
+}
+
+/// `outcome` with the agent's peak resident memory so far, for the controller's report.
+fn with_usage(mut outcome: installer_proto::event::Outcome) -> installer_proto::event::Outcome {
+    outcome.peak_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| peak_rss_kib(&status));
+    outcome
+}
+
+/// The `VmHWM:` line of a `/proc/<pid>/status` text, in KiB.
+fn peak_rss_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_peak_resident_memory_is_read_from_the_status_text() {
+        let status =
+            "Name:\tinstaller-agent\nVmPeak:\t  20000 kB\nVmHWM:\t    8123 kB\nVmRSS:\t 7000 kB\n";
+        assert_eq!(super::peak_rss_kib(status), Some(8123));
+        assert_eq!(super::peak_rss_kib("Name:\tx\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(super::peak_rss_kib(&own).is_some_and(|k| k > 0), "{own}");
+    }
 }

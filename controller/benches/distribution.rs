@@ -163,6 +163,38 @@ fn step_times(events: &[serde_json::Value]) -> Vec<(String, f64)> {
     longest
 }
 
+/// When each phase first started, in seconds from the run's start, in order.
+fn phase_starts(events: &[serde_json::Value]) -> Vec<(String, f64)> {
+    let start = events
+        .first()
+        .and_then(|e| e["ts_ms"].as_f64())
+        .unwrap_or(0.0);
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for e in events.iter().filter(|e| e["type"] == "phase_started") {
+        let (Some(phase), Some(ts)) = (e["phase"].as_str(), e["ts_ms"].as_f64()) else {
+            continue;
+        };
+        if !out.iter().any(|(p, _)| p == phase) {
+            out.push((phase.to_string(), (ts - start) / 1000.0));
+        }
+    }
+    if let Some(end) = events.last().and_then(|e| e["ts_ms"].as_f64()) {
+        out.push(("end".into(), (end - start) / 1000.0));
+    }
+    out
+}
+
+/// The largest agent peak RSS the hosts reported, MiB.
+fn agent_rss(events: &[serde_json::Value]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["type"] == "host_finished")
+        .filter_map(|e| e["agent_peak_rss_kib"].as_u64())
+        .max()
+        .unwrap_or(0)
+        / 1024
+}
+
 /// The bytes the controller put on the wire, all hosts.
 fn wire_bytes(events: &[serde_json::Value]) -> u64 {
     events
@@ -233,7 +265,7 @@ fn main() {
     let shaped = Shaped::new(&cluster, &rate);
     let apply = ["apply", "--overlay", &overlay_arg];
     let (first, rss, events) = installer(&cluster, &agents, &apply);
-    let (noop, _, _) = installer(&cluster, &agents, &apply);
+    let (noop, _, noop_events) = installer(&cluster, &agents, &apply);
     std::fs::write(&one_mib, random_bytes(1 << 20, 2)).unwrap();
     let (changed, _, _) = installer(&cluster, &agents, &apply);
 
@@ -331,6 +363,10 @@ fn main() {
         secs(alone)
     );
     println!("| controller peak RSS, first apply | {rss} MiB | |");
+    println!(
+        "| agent peak RSS, first apply (largest host) | {} MiB | |",
+        agent_rss(&events)
+    );
     println!();
     println!(
         "first apply: last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
@@ -346,6 +382,14 @@ fn main() {
     println!(
         "first apply, longest run of each step (s): {}",
         steps.join(", ")
+    );
+    let phases: Vec<String> = phase_starts(&noop_events)
+        .iter()
+        .map(|(phase, at)| format!("{phase} {at:.2}"))
+        .collect();
+    println!(
+        "no-op re-apply, when each phase first started (s): {}",
+        phases.join(", ")
     );
 }
 

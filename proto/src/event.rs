@@ -203,6 +203,9 @@ pub struct Outcome {
     /// Clean: what could not be undone, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_undone: Vec<String>,
+    /// The agent's peak resident memory so far (Linux `VmHWM`), KiB, when it could read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub enum HostStatus {
         /// Clean: what could not be undone.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         not_undone: Vec<String>,
+        /// The agent's peak resident memory on the host, KiB, when it reported it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_peak_rss_kib: Option<u64>,
     },
     /// The host failed.
     Failed {

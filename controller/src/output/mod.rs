@@ -171,6 +171,7 @@ mod tests {
             bytes_sent: 0,
             files_sent,
             not_undone: Vec::new(),
+            agent_peak_rss_kib: None,
         }
     }
 

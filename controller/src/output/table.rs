@@ -28,6 +28,7 @@ fn detail(status: &HostStatus) -> String {
             bytes_sent,
             files_sent,
             not_undone,
+            ..
         } => {
             let mut s = format!("{ran} step(s) ran, {skipped} unchanged");
             if *files_sent > 0 {
@@ -92,6 +93,7 @@ mod tests {
                     bytes_sent: 2048,
                     files_sent: 1,
                     not_undone: vec![],
+                    agent_peak_rss_kib: None,
                 },
             ),
             (

@@ -277,6 +277,7 @@ mod tests {
                     bytes_sent: 0,
                     files_sent: 0,
                     not_undone: Vec::new(),
+                    agent_peak_rss_kib: None,
                 },
             },
         );

@@ -54,6 +54,7 @@ impl HostPhase for Clean {
                         bytes_sent: 0,
                         files_sent: 0,
                         not_undone: Vec::new(),
+                        agent_peak_rss_kib: outcome.peak_rss_kib,
                     },
                 });
                 Ok(c)

@@ -145,6 +145,8 @@ async fn run_one(
                         bytes_sent: c.stats.bytes_sent,
                         files_sent: c.stats.files_sent,
                         not_undone: Vec::new(),
+                        // Peak so far: the last pass's answer covers the whole session.
+                        agent_peak_rss_kib: outcome.peak_rss_kib,
                     },
                 });
             }
