@@ -62,7 +62,7 @@ impl Probe {
             None => {
                 sock.write_all(request.as_bytes())
                     .map_err(|e| format!("{addr}: {e}"))?;
-                sock.read(&mut head).map_err(|e| format!("{addr}: {e}"))?
+                read_status_line(&mut sock, &mut head).map_err(|e| format!("{addr}: {e}"))?
             }
             Some(config) => {
                 let name = ServerName::try_from(self.domain.clone())
@@ -72,7 +72,7 @@ impl Probe {
                 let mut tls = rustls::Stream::new(&mut conn, &mut sock);
                 let tls_err = |e: std::io::Error| format!("TLS with {addr}: {e}");
                 tls.write_all(request.as_bytes()).map_err(tls_err)?;
-                tls.read(&mut head).map_err(tls_err)?
+                read_status_line(&mut tls, &mut head).map_err(tls_err)?
             }
         };
         let text = String::from_utf8_lossy(&head[..n]);
@@ -81,6 +81,20 @@ impl Probe {
             .and_then(|code| code.parse().ok())
             .ok_or_else(|| format!("{addr} answered something that is not HTTP"))
     }
+}
+
+/// Reads into `head` until it holds a whole status line, is full, or the peer closed; the
+/// number of bytes read. One read is not enough: a server may send the status line in
+/// pieces (several TLS records, several segments).
+fn read_status_line(from: &mut impl Read, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() && !head[..n].contains(&b'\n') {
+        match from.read(&mut head[n..])? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    Ok(n)
 }
 
 /// A client that trusts `ca_pem` and nothing else.
@@ -140,8 +154,11 @@ mod tests {
             let mut tls = rustls::Stream::new(&mut conn, &mut sock);
             let mut buf = [0u8; 512];
             if tls.read(&mut buf).is_ok() {
-                let _ = write!(tls, "HTTP/1.0 {code} X\r\n\r\n");
-                let _ = tls.flush();
+                // In pieces, each its own TLS record, as a server may send it.
+                for piece in ["HTTP/1.0 ".to_string(), format!("{code} X\r\n\r\n")] {
+                    let _ = tls.write_all(piece.as_bytes());
+                    let _ = tls.flush();
+                }
             }
         });
         addr
@@ -204,6 +221,39 @@ mod tests {
         assert!(
             request.starts_with("GET /v2/ HTTP/1.0\r\nHost: sea.hub:5000\r\n"),
             "{request}"
+        );
+    }
+
+    /// A reader that hands out one byte per read, as a slow or fragmenting peer does.
+    struct ByteByByte<'a>(&'a [u8]);
+
+    impl Read for ByteByByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.split_first() {
+                Some((b, rest)) if !buf.is_empty() => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_status_line_that_arrives_in_pieces_is_read_whole() {
+        let mut head = [0u8; 64];
+        let n = read_status_line(
+            &mut ByteByByte(b"HTTP/1.1 401 Unauthorized\r\nX: y\r\n"),
+            &mut head,
+        )
+        .unwrap();
+        assert_eq!(&head[..n], b"HTTP/1.1 401 Unauthorized\r\n");
+        let n = read_status_line(&mut ByteByByte(b"HTTP/1.1"), &mut head).unwrap();
+        assert_eq!(
+            &head[..n],
+            b"HTTP/1.1",
+            "a peer that closes early ends the read"
         );
     }
 
