@@ -168,6 +168,46 @@ impl Apply {
         ))
     }
 
+    /// Pushes `files` into this registry host's registry for the other hosts (see
+    /// [`crate::fanout`]).
+    pub(crate) fn publish(
+        &mut self,
+        files: &[installer_proto::fanout::BlobRef],
+    ) -> Result<installer_proto::fanout::Published, ApplyError> {
+        let journal = self
+            .journal
+            .as_mut()
+            .ok_or_else(|| ApplyError::Protocol("a dry run publishes nothing".into()))?;
+        Ok(crate::fanout::publish(
+            &self.plan,
+            &self.paths,
+            journal,
+            files,
+        ))
+    }
+
+    /// Fetches what this host lacks from the registry at `sources`; what could not be
+    /// fetched stays needed (the controller's stream sends it).
+    pub(crate) fn fetch(
+        &mut self,
+        sources: &[String],
+    ) -> Result<installer_proto::fanout::Fetched, ApplyError> {
+        let wanted = self.need.files.clone();
+        let mut receiver = self.receiver()?;
+        let fetched = crate::fanout::fetch(&self.plan, &mut receiver, &wanted, sources);
+        let left: std::collections::BTreeSet<&str> =
+            fetched.left.iter().map(String::as_str).collect();
+        self.need.files.retain(|f| left.contains(f.as_str()));
+        self.need.bytes = self
+            .need
+            .files
+            .iter()
+            .filter_map(|f| self.plan.manifest.get(f))
+            .map(|e| e.size())
+            .sum();
+        Ok(fetched)
+    }
+
     /// Marks the needed files as received (after the receiver finished).
     pub(crate) fn received(&mut self) {
         self.need.files.clear();

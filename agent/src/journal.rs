@@ -111,6 +111,10 @@ pub(crate) struct Record {
     /// The watch settings of the pending step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_config: Option<installer_proto::watch::WatchConfig>,
+    /// What the fan-out's push added to the registry's storage (rootfs-relative
+    /// directories, see `installer_proto::fanout::storage_paths`), for clean to take back.
+    #[serde(default)]
+    pub published: BTreeSet<String>,
     /// Clean phases that finished (`clean-kube`, …): a clean run again after an
     /// interruption does not repeat them.
     #[serde(default)]

@@ -105,6 +105,24 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                 };
                 send(&received(result))?;
             }
+            ControllerMsg::Publish { files } => match apply.as_mut() {
+                Some(a) => match a.publish(&files) {
+                    Ok(published) => send(&AgentMsg::Published(published))?,
+                    Err(e) => send(&refusal(&e))?,
+                },
+                None => send(&AgentMsg::Error {
+                    message: "Publish before Offer: no rootfs to publish".into(),
+                })?,
+            },
+            ControllerMsg::Fetch { sources } => match apply.as_mut() {
+                Some(a) => match a.fetch(&sources) {
+                    Ok(fetched) => send(&AgentMsg::Fetched(fetched))?,
+                    Err(e) => send(&refusal(&e))?,
+                },
+                None => send(&AgentMsg::Error {
+                    message: "Fetch before Offer: no plan says what to fetch".into(),
+                })?,
+            },
             ControllerMsg::Run { force, stop_after } => match apply.as_mut() {
                 Some(a) => {
                     let outcome = a.run(force, stop_after, &sink);

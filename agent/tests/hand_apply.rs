@@ -284,20 +284,31 @@ fn clean_after_a_failed_apply_leaves_the_tree_as_before() {
 }
 
 #[test]
-fn keep_rootfs_keeps_only_the_rootfs() {
+fn keep_rootfs_keeps_only_the_rootfs_and_a_later_clean_finishes_the_job() {
     let root = TestRoot::new();
+    let before = snapshot(root.path());
     apply_cmd(root.path(), &fixture(), &[]).assert().success();
     clean_cmd(root.path())
         .arg("--keep-rootfs")
         .assert()
         .success();
     assert!(root.rootfs_copy().join("bin/fixture-hello").is_file());
-    assert!(
-        !root
-            .join(&format!("var/lib/sealer/data/{CLUSTER}/state"))
-            .exists()
-    );
     assert!(!root.join("usr/local/bin/fixture-hello").exists());
+    // What stays besides the rootfs is the record of the directories apply created
+    // around it (`var/lib/sealer`, …): nothing else of the apply's record.
+    let state = root.join(&format!("var/lib/sealer/data/{CLUSTER}/state"));
+    let names: Vec<String> = fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["journal.json"], "{names:?}");
+    let journal = fs::read_to_string(state.join("journal.json")).unwrap();
+    assert!(journal.contains("var/lib/sealer"), "{journal}");
+    assert!(!journal.contains("fixture-hello"), "{journal}");
+
+    // The clean that removes the rootfs removes those directories too.
+    clean_cmd(root.path()).assert().success();
+    assert_same_tree(&before, &snapshot(root.path()));
 }
 
 #[test]

@@ -133,6 +133,13 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECS", default_value_t = plan::DEFAULT_REGISTRY_TIMEOUT_SECS)]
     pub registry_timeout: u64,
 
+    /// How hosts without a registry get their files: `auto` — the registry hosts receive
+    /// everything and push into their registry what the others lack, and the others fetch
+    /// it from there (the controller sends only what they could not fetch); `off` — the
+    /// controller sends every host what it lacks.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = FanOut::Auto)]
+    pub fan_out: FanOut,
+
     /// Replace the registry's CA and server certificate with new ones (they are otherwise
     /// kept in the controller's state directory and reused); every host is given the new CA
     /// and the registry restarts with the new certificate.
@@ -144,6 +151,15 @@ pub struct ApplyArgs {
     /// see README "Watched trees").
     #[arg(long, value_name = "FILE")]
     pub watch_config: Option<PathBuf>,
+}
+
+/// How files reach the hosts that run no registry (`--fan-out`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FanOut {
+    /// Through the cluster's registry when the run has registry hosts and other hosts.
+    Auto,
+    /// From the controller, to every host.
+    Off,
 }
 
 /// `installer clean`.

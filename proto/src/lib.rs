@@ -17,6 +17,7 @@ pub mod elf;
 pub mod env;
 pub mod event;
 pub mod facts;
+pub mod fanout;
 pub mod hashcache;
 pub mod human;
 pub mod kubeadm;

@@ -10,6 +10,9 @@
 //! - `Facts` → `Facts`;
 //! - `Offer{plan}` → `Need{files}` → `Chunk`… `FilesEnd` → `Received` (skipped when nothing is
 //!   needed) → `Run` → `Event`… `Done` (repeatable: `Run{stop_after}` then `Run` again);
+//! - on a host whose files come through the registry: `Offer` → `Need`, later `Fetch` →
+//!   `Fetched{left}`, then `Chunk`… `FilesEnd` → `Received` for what is left;
+//! - on a registry host once its registry answers: `Publish` → `Published`;
 //! - `Clean` → `Event`… `Done`;
 //! - `Bye` (or end of input) ends it.
 //!
@@ -19,13 +22,14 @@
 use crate::env::Env;
 use crate::event::{Event, Outcome};
 use crate::facts::Facts;
+use crate::fanout::{BlobRef, Fetched, Published};
 use crate::plan::{Plan, Plugin, StepKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Read, Write};
 
 /// The protocol version; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line either side accepts (a plan with a large manifest is a few MB).
 pub const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
@@ -93,6 +97,20 @@ pub enum ControllerMsg {
         #[serde(default)]
         force: bool,
     },
+    /// On a registry host whose registry answers: push these files of its rootfs copy into
+    /// that registry (see [`crate::fanout`]); answered with [`AgentMsg::Published`].
+    Publish {
+        /// What the other hosts lack.
+        files: Vec<BlobRef>,
+    },
+    /// Fetch the files this host lacks (the offered plan's need) from the cluster's
+    /// registry, at these registry hosts' addresses in turn; answered with
+    /// [`AgentMsg::Fetched`]. What could not be fetched is still needed: the controller
+    /// sends it as `Chunk`… `FilesEnd`.
+    Fetch {
+        /// Registry host IPs that published.
+        sources: Vec<String>,
+    },
     /// Ends the session.
     Bye,
 }
@@ -134,6 +152,10 @@ pub enum AgentMsg {
         /// Bytes received (uncompressed).
         bytes: u64,
     },
+    /// Answer to `Publish`.
+    Published(Published),
+    /// Answer to `Fetch`.
+    Fetched(Fetched),
     /// Progress while running or cleaning.
     Event(Event),
     /// A `Run` or `Clean` finished.

@@ -134,6 +134,63 @@ pub(super) fn remove_cluster_dir(cleaner: &mut Cleaner<'_>, created: bool, keep_
     }
 }
 
+/// With the rootfs kept: removes what the fan-out's push added to the registry's storage
+/// (without it, the rootfs goes whole). Only the recorded directories: blobs the registry
+/// held before, or that people pushed, stay.
+pub(super) fn remove_published(
+    cleaner: &mut Cleaner<'_>,
+    journal: &mut Journal,
+    keep_rootfs: bool,
+) {
+    if !keep_rootfs || journal.record.published.is_empty() {
+        return;
+    }
+    let rootfs = cleaner.paths.rootfs.clone();
+    let mut left = std::collections::BTreeSet::new();
+    for rel in &journal.record.published {
+        let Ok(path) = installer_proto::manifest::join_rel(&rootfs, rel) else {
+            continue;
+        };
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                cleaner.not_undone(path.display().to_string(), e.to_string());
+                left.insert(rel.clone());
+            }
+        }
+    }
+    let removed = journal.record.published.len() - left.len();
+    if journal.update(|r| r.published = left).is_ok() && removed > 0 {
+        cleaner.undone(format!(
+            "{} blob director{} the fan-out pushed into the registry",
+            removed,
+            if removed == 1 { "y" } else { "ies" }
+        ));
+    }
+}
+
+/// Starts a new record holding only `dirs` (the directories apply created around a kept
+/// rootfs), so that a later clean, or the apply that reuses the rootfs, still knows them.
+pub(super) fn remember_created_dirs(
+    cleaner: &mut Cleaner<'_>,
+    req: &super::CleanRequest,
+    dirs: &[String],
+) {
+    if dirs.is_empty() {
+        return;
+    }
+    let state = cleaner.paths.state.clone();
+    let kept = Journal::open(&state, &req.cluster, &req.data_root)
+        .and_then(|mut j| j.update(|r| r.created_dirs = dirs.to_vec()));
+    if let Err(e) = kept {
+        cleaner.not_undone(
+            state.display().to_string(),
+            format!("recording the directories around the kept rootfs: {e}"),
+        );
+    }
+}
+
 /// Removes the directories apply created (parents of the cluster directory, `/usr/local/bin`
 /// in a bare root, …), innermost first, each only when it is empty.
 pub(super) fn remove_created_dirs(cleaner: &mut Cleaner<'_>, dirs: &[String], keep_rootfs: bool) {

@@ -249,6 +249,7 @@ pub fn clean(
     watched::undo(&mut cleaner, &mut journal);
     files::undo_installed(&mut cleaner, &mut journal);
     files::undo_hosts(&mut cleaner, &mut journal);
+    files::remove_published(&mut cleaner, &mut journal, req.keep_rootfs);
     if !req.keep_rootfs {
         files::check_rendered(&mut cleaner, &journal);
     }
@@ -263,6 +264,11 @@ pub fn clean(
         let created_dirs = journal.record.created_dirs.clone();
         drop(journal);
         files::remove_cluster_dir(&mut cleaner, created, req.keep_rootfs);
+        if req.keep_rootfs {
+            // The kept rootfs still sits in directories apply created: a fresh record
+            // keeps them, so the clean that removes the rootfs removes them too.
+            files::remember_created_dirs(&mut cleaner, req, &created_dirs);
+        }
         // Before the created directories: the host's list may be the last thing in one.
         if let Err(e) = clusters::deregister(root, &me) {
             cleaner.not_undone(clusters::HOST_STATE_DIR.into(), e.to_string());

@@ -7,12 +7,11 @@ mod inputs;
 pub(crate) mod installed;
 pub(crate) mod place;
 pub(crate) mod registry;
-mod registry_probe;
 pub(crate) mod registry_trust;
 pub(crate) mod render;
 pub(crate) mod scripts;
 #[cfg(test)]
-mod test_plan;
+pub(crate) mod test_plan;
 pub(crate) mod watched;
 
 use crate::journal::Journal;

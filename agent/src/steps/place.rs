@@ -122,7 +122,8 @@ fn remove_unlisted(ctx: &Ctx<'_>, rootfs: &Path) -> Result<(), installer_proto::
 
 /// What under `rootfs` is neither in `listed`, nor the rendered output of a listed template,
 /// nor what the product writes there itself (the registry's TLS material, its htpasswd:
-/// recorded and removed by clean, not by a re-apply); an unlisted directory is one path (it goes whole). Collected before anything
+/// recorded and removed by clean, not by a re-apply), nor what the registry wrote into its
+/// storage; an unlisted directory is one path (it goes whole). Collected before anything
 /// is removed: a walk must not remove what it is still reading. An unreadable directory is
 /// left as it is.
 fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
@@ -135,7 +136,8 @@ fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
         let rel = rel.to_string_lossy();
         let keep = listed.contains(rel.as_ref())
             || listed.contains(format!("{rel}.tmpl").as_str())
-            || is_product_written(&rel);
+            || is_product_written(&rel)
+            || is_registry_storage(&rel);
         if !keep {
             found.push(e.path().to_path_buf());
         }
@@ -143,6 +145,13 @@ fn unlisted(rootfs: &Path, listed: &BTreeSet<&str>) -> Vec<PathBuf> {
     })
     .for_each(drop);
     found
+}
+
+/// Whether `rel` lies in the registry's own storage (`registry/`): the running registry writes
+/// there (images people push, the fan-out's blobs), so what the manifest does not list there
+/// is the registry's, not a leftover of an older rootfs — a re-apply never deletes it.
+fn is_registry_storage(rel: &str) -> bool {
+    rel.starts_with("registry/")
 }
 
 #[cfg(test)]
@@ -153,7 +162,13 @@ mod tests {
     fn unlisted_paths_are_found_whole_and_rendered_outputs_are_kept() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        for dir in ["etc/old", "bin", "gone/deep", "certs"] {
+        for dir in [
+            "etc/old",
+            "bin",
+            "gone/deep",
+            "certs",
+            "registry/docker/pushed",
+        ] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }
         for file in [
@@ -165,16 +180,24 @@ mod tests {
             "gone/deep/f",
             "certs/sea.hub.key",
             "etc/registry_htpasswd",
+            "registry/docker/pushed/data",
         ] {
             fs::write(root.join(file), "x").unwrap();
         }
-        let listed = BTreeSet::from(["etc", "etc/a.conf", "etc/k.yml.tmpl", "bin", "bin/tool"]);
+        let listed = BTreeSet::from([
+            "etc",
+            "etc/a.conf",
+            "etc/k.yml.tmpl",
+            "bin",
+            "bin/tool",
+            "registry",
+        ]);
         let mut found = unlisted(root, &listed);
         found.sort();
         assert_eq!(
             found,
             ["bin/stale", "etc/old", "gone"].map(|p| root.join(p)),
-            "a listed file, a listed directory's listed contents, a template's output and what the product writes stay"
+            "a listed file, a listed directory's listed contents, a template's output, what the product writes and what the registry wrote stay"
         );
     }
 }

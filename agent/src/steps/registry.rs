@@ -5,10 +5,10 @@
 //! the registry is insecure. Then wait until `https://<domain>:<port>/v2/` (`http` when
 //! insecure) answers 200 or 401.
 
-use super::registry_probe::Probe;
 use super::{Ctx, StepResult, Written, step_err};
 use crate::command::{CommandRunner, RealRunner};
 use crate::exec::{self, Job};
+use crate::registry_api::probe::Probe;
 use crate::runtime::RegistryRun;
 use crate::runtime::Runtime;
 use installer_proto::event::{Event, StepError};

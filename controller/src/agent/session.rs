@@ -165,6 +165,36 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
         }
     }
 
+    /// Asks a registry host's agent to push `files` into its registry for the other hosts.
+    pub async fn publish(
+        &mut self,
+        files: Vec<installer_proto::fanout::BlobRef>,
+    ) -> Result<installer_proto::fanout::Published, SessionError> {
+        self.send(&ControllerMsg::Publish { files }).await?;
+        match self.recv("waiting for the agent to push blobs").await? {
+            AgentMsg::Published(p) => Ok(p),
+            AgentMsg::Error { message } => Err(SessionError::Refused(message)),
+            other => Err(unexpected("published", &other)),
+        }
+    }
+
+    /// Asks the agent to fetch what it lacks from the registry at `sources`; what is left
+    /// still has to be sent.
+    pub async fn fetch(
+        &mut self,
+        sources: Vec<String>,
+    ) -> Result<installer_proto::fanout::Fetched, SessionError> {
+        self.send(&ControllerMsg::Fetch { sources }).await?;
+        match self
+            .recv("waiting for the agent to fetch from the registry")
+            .await?
+        {
+            AgentMsg::Fetched(f) => Ok(f),
+            AgentMsg::Error { message } => Err(SessionError::Refused(message)),
+            other => Err(unexpected("fetched", &other)),
+        }
+    }
+
     /// Runs the plan's steps (through `stop_after`), streaming events to `on_event`.
     pub async fn run(
         &mut self,

@@ -160,6 +160,10 @@ pub struct Stats {
     /// Steps this run already reported done or skipped. Apply's second pass goes over them
     /// again and the agent skips them; saying so a second time would only be noise.
     pub settled: std::collections::BTreeSet<String>,
+    /// The files this host lacks and fetches from the registry (the fan-out), until it did.
+    pub deferred: Vec<installer_proto::fanout::BlobRef>,
+    /// Whether this registry host pushed into its registry what the other hosts lack.
+    pub published: bool,
 }
 
 /// How a host's work ended early.

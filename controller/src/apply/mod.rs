@@ -9,10 +9,15 @@
 //!    binaries match, enough disk, unique hostnames, no other apply running.
 //! 5. [`render_check`] — every template renders for every host with its env (facts such
 //!    as `HostName` included); otherwise the run stops with every problem and nothing sent.
-//! 6. [`ship`](phases::ship) — build each host's plan, send only the files it lacks.
-//! 7. [`steps`](phases::steps) — run the steps up to the registry on every host, wait for
-//!    all (registry hosts must be up before the others go on), then run the rest.
-//! 8. Report — a per-host table (or NDJSON) and the exit code.
+//! 6. [`ship`](phases::ship) — build each host's plan, send only the files it lacks (with
+//!    the fan-out: to the registry hosts only).
+//! 7. [`steps`](phases::steps) — run the steps up to the registry on the hosts that have
+//!    their files; [`publish`](phases::publish) — the registry hosts push into their
+//!    registry what the others lack; wait for every registry host to be up.
+//! 8. [`fetch`](phases::fetch) — the other hosts fetch from the registry (the controller
+//!    sends what they could not), then run their steps up to the registry.
+//! 9. [`steps`](phases::steps) — the rest of the steps on every host.
+//! 10. Report — a per-host table (or NDJSON) and the exit code.
 
 pub mod driver;
 pub mod host;
@@ -33,7 +38,9 @@ use host::{Connected, RunCtx, Started};
 use inputs::Inputs;
 use installer_proto::plan::Timeouts;
 use phases::connect::Connect;
+use phases::fetch::Fetch;
 use phases::preflight::Preflight;
+use phases::publish::{self, Publish};
 use phases::ship::Ship;
 use phases::start_agent::StartAgent;
 use phases::steps::{Steps, StepsPass, registry_barrier};
@@ -63,6 +70,7 @@ pub async fn run(args: ApplyArgs) -> RunResult {
             script_secs: args.script_timeout,
             registry_secs: args.registry_timeout,
         },
+        fan_out: args.fan_out == crate::cli::FanOut::Auto,
     };
     // Connect to everyone first: a refused host key must stop the run before any host changes.
     let hosts = run.phase(Connect, hosts).await?;
@@ -87,6 +95,8 @@ pub struct ApplyOptions {
     pub force: bool,
     /// The timeouts every plan carries.
     pub timeouts: Timeouts,
+    /// Let hosts without a registry fetch their files from the cluster's registry.
+    pub fan_out: bool,
 }
 
 /// Apply from the point where every reachable host runs its agent: preflight, then
@@ -113,34 +123,76 @@ pub async fn with_agents(
     ship_and_steps(run, inputs, hosts, opts).await
 }
 
-/// Apply on hosts that passed preflight: ship, the steps in two passes, and the report.
-/// Returns the run's exit code.
+/// Apply on hosts that passed preflight: ship, the steps in two passes with the fan-out
+/// between them, and the report. Returns the run's exit code.
+///
+/// With the fan-out, the hosts that run no registry are sent nothing at first; the
+/// registry hosts get everything, run up to `init-registry`, and push into their registry
+/// what the others lack; those then fetch it from there (the controller sends what they
+/// could not fetch) and run their steps. Without it, every host is sent what it lacks.
 pub async fn ship_and_steps(
     run: &Run,
     inputs: &Arc<Inputs>,
     hosts: Vec<Connected>,
     opts: &ApplyOptions,
 ) -> RunResult {
-    let ship = Ship {
-        inputs: inputs.clone(),
-        timeouts: opts.timeouts.clone(),
-    };
-    let hosts = run.phase(ship, hosts).await?;
-    // Registry first: every host runs up to and including init-registry; the rest of the
-    // steps start only when every registry host has its registry answering. (A dry run
-    // leaves the first pass out: nothing runs, so there is no registry to wait for.)
-    let force = opts.force;
-    let pass = StepsPass::Registry;
-    let hosts = run.phase(Steps { pass, force }, hosts).await?;
     let registry_hosts: Vec<String> = inputs
         .clusterfile
         .registry_hosts()
         .iter()
         .map(|h| h.ip.clone())
         .collect();
-    let hosts = registry_barrier(run, &registry_hosts, hosts).await;
+    let fan_out = opts.fan_out
+        && hosts.iter().any(|c| registry_hosts.contains(&c.host.ip))
+        && hosts.iter().any(|c| !registry_hosts.contains(&c.host.ip));
+    let ship = Ship {
+        inputs: inputs.clone(),
+        timeouts: opts.timeouts.clone(),
+        fan_out,
+    };
+    let hosts = run.phase(ship, hosts).await?;
+    let (deferred, direct): (Vec<Connected>, Vec<Connected>) = hosts
+        .into_iter()
+        .partition(|c| !c.stats.deferred.is_empty());
+    // Registry first: the hosts that have their files run up to and including
+    // init-registry; the rest of the steps start only when every registry host has its
+    // registry answering. (A dry run leaves the first pass out: nothing runs, so there is
+    // no registry to wait for.)
+    let force = opts.force;
+    let pass = StepsPass::Registry;
+    let direct = run.phase(Steps { pass, force }, direct).await?;
+    let publish = Publish {
+        files: Arc::new(publish::deferred_files(&deferred)),
+        registry_hosts: Arc::new(registry_hosts.clone()),
+    };
+    let direct = run.phase(publish, direct).await?;
+    let sources: Vec<String> = direct
+        .iter()
+        .filter(|c| c.stats.published)
+        .map(|c| c.host.ip.clone())
+        .collect();
+    let hosts = registry_barrier(
+        run,
+        &registry_hosts,
+        direct.into_iter().chain(deferred).collect(),
+    )
+    .await;
+    let (deferred, direct): (Vec<Connected>, Vec<Connected>) = hosts
+        .into_iter()
+        .partition(|c| !c.stats.deferred.is_empty());
+    let fetch = Fetch {
+        inputs: inputs.clone(),
+        sources: Arc::new(sources),
+    };
+    let fetched = run.phase(fetch, deferred).await?;
+    let fetched = run.phase(Steps { pass, force }, fetched).await?;
     let pass = StepsPass::Rest;
-    let hosts = run.phase(Steps { pass, force }, hosts).await?;
+    let hosts = run
+        .phase(
+            Steps { pass, force },
+            direct.into_iter().chain(fetched).collect(),
+        )
+        .await?;
     run.close(hosts).await;
     Ok(run
         .ctx

@@ -49,6 +49,39 @@ pub(crate) fn describe(event: &RunEvent) -> String {
             human_bytes(*bytes),
             human_bytes(*bytes_sent)
         ),
+        RunEvent::Published {
+            pushed,
+            present,
+            bytes,
+            failed,
+            ..
+        } => {
+            let mut line = format!(
+                "publish: {pushed} blob(s) pushed into the registry ({}), {present} already there",
+                human_bytes(*bytes)
+            );
+            if *failed > 0 {
+                line += &format!(", {failed} not pushed");
+            }
+            line
+        }
+        RunEvent::Fetched {
+            files,
+            bytes,
+            from,
+            left,
+            ..
+        } => {
+            let mut line = format!(
+                "fetch: {files} file(s), {} from the registry at {}",
+                human_bytes(*bytes),
+                from.join(", ")
+            );
+            if *left > 0 {
+                line += &format!("; {left} left for the controller to send");
+            }
+            line
+        }
         RunEvent::Agent { event, .. } => event.describe(),
         RunEvent::HostFinished { status, .. } => {
             format!("finished: {}", super::table::status_text(status))

@@ -22,6 +22,10 @@ pub enum Phase {
     Ship,
     /// The agent's steps.
     Steps,
+    /// A registry host pushing the rootfs files other hosts lack into its registry.
+    Publish,
+    /// A host fetching what it lacks from the cluster's registry.
+    Fetch,
     /// Undoing everything (`installer clean`).
     Clean,
 }
@@ -35,6 +39,8 @@ impl Phase {
             Phase::Preflight => "preflight",
             Phase::Ship => "ship",
             Phase::Steps => "steps",
+            Phase::Publish => "publish",
+            Phase::Fetch => "fetch",
             Phase::Clean => "clean",
         }
     }
@@ -157,6 +163,32 @@ pub enum RunEvent {
         /// Uncompressed bytes.
         bytes: u64,
     },
+    /// A registry host pushed rootfs files into its registry for the other hosts.
+    Published {
+        /// Host address.
+        host: String,
+        /// Blobs uploaded.
+        pushed: u64,
+        /// Blobs the registry already had.
+        present: u64,
+        /// Bytes uploaded.
+        bytes: u64,
+        /// Files it could not push.
+        failed: u64,
+    },
+    /// A host fetched what it lacked from the cluster's registry.
+    Fetched {
+        /// Host address.
+        host: String,
+        /// Files fetched and verified.
+        files: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// The registry hosts it fetched from.
+        from: Vec<String>,
+        /// Files it could not fetch: the controller sends them.
+        left: u64,
+    },
     /// Something the agent reported.
     Agent {
         /// Host address.
@@ -192,6 +224,8 @@ impl RunEvent {
             | RunEvent::Plan { host, .. }
             | RunEvent::Transfer { host, .. }
             | RunEvent::TransferDone { host, .. }
+            | RunEvent::Published { host, .. }
+            | RunEvent::Fetched { host, .. }
             | RunEvent::Agent { host, .. }
             | RunEvent::HostFinished { host, .. } => Some(host),
             _ => None,

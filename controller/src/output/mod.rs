@@ -150,7 +150,8 @@ fn exit_code<'a>(statuses: impl Iterator<Item = &'a HostStatus> + Clone, changed
 /// the agent only says what would run, which is none of these.
 fn changes_a_host(event: &RunEvent) -> bool {
     match event {
-        RunEvent::TransferDone { files, .. } => *files > 0,
+        RunEvent::TransferDone { files, .. } | RunEvent::Fetched { files, .. } => *files > 0,
+        RunEvent::Published { pushed, .. } => *pushed > 0,
         RunEvent::Agent { event, .. } => matches!(
             event,
             Event::StepStarted { .. } | Event::Undone { .. } | Event::Received { .. }

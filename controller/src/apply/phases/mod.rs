@@ -3,7 +3,9 @@
 
 pub mod clean;
 pub mod connect;
+pub mod fetch;
 pub mod preflight;
+pub mod publish;
 pub mod ship;
 pub mod start_agent;
 pub mod steps;

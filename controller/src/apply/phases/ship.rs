@@ -1,7 +1,8 @@
 //! Phase "ship": build each host's plan, offer it, and send only the files the agent says it
 //! lacks, as one zstd-compressed tar stream over the agent's own channel. In a dry run the
 //! plan is offered read-only and nothing is sent. The stream itself comes from
-//! [`crate::rootfs_stream`].
+//! [`crate::rootfs_stream`]. With the fan-out, a host that runs no registry is sent nothing
+//! here: it fetches from the registry later ([`super::fetch`]).
 
 use crate::apply::driver::{HostPhase, HostResult, Run};
 use crate::apply::host::{Connected, HostFail};
@@ -9,6 +10,7 @@ use crate::apply::inputs::Inputs;
 use crate::clusterfile::HostSpec;
 use crate::output::event::{Phase, RunEvent};
 use installer_proto::facts::Facts;
+use installer_proto::fanout::BlobRef;
 use installer_proto::plan::{Plan, Timeouts};
 use installer_proto::rootfs::MergedTree;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub struct Ship {
     pub inputs: Arc<Inputs>,
     /// The timeouts every plan carries.
     pub timeouts: Timeouts,
+    /// Leave what hosts without a registry lack for them to fetch from the registry.
+    pub fan_out: bool,
 }
 
 impl HostPhase for Ship {
@@ -27,7 +31,7 @@ impl HostPhase for Ship {
     const PHASE: Phase = Phase::Ship;
 
     async fn run(&self, run: &Run, c: Connected) -> HostResult<Connected> {
-        Ok(ship_one(run, &self.inputs, c, self.timeouts.clone()).await?)
+        Ok(ship_one(run, &self.inputs, c, self.timeouts.clone(), self.fan_out).await?)
     }
 }
 
@@ -65,6 +69,7 @@ async fn ship_one(
     inputs: &Inputs,
     mut c: Connected,
     timeouts: Timeouts,
+    fan_out: bool,
 ) -> Result<Connected, HostFail> {
     let (ctx, dry_run) = (&run.ctx, run.dry_run);
     let host = c.host.ip.clone();
@@ -90,14 +95,50 @@ async fn ship_one(
     if dry_run {
         return Ok(c);
     }
-    let files = need.files.len() as u64;
+    if fan_out && !need.files.is_empty() && !inputs.clusterfile.is_registry_host(&host) {
+        c.stats.deferred = need
+            .files
+            .iter()
+            .filter_map(|path| plan.manifest.get(path))
+            .filter_map(|e| {
+                Some(BlobRef {
+                    path: e.path.clone(),
+                    sha256: e.sha256()?.to_string(),
+                })
+            })
+            .collect();
+        return Ok(c);
+    }
+    send_files(run, &tree, inputs, &mut c, need.files, need.bytes).await?;
+    Ok(c)
+}
+
+/// Streams `files` (`bytes` in all) of `tree` to the host, then ends the stream and waits for
+/// the agent to verify what arrived; with nothing to send, only the end. Failures are the
+/// ship phase's.
+pub(crate) async fn send_files(
+    run: &Run,
+    tree: &Arc<MergedTree>,
+    inputs: &Inputs,
+    c: &mut Connected,
+    need_files: Vec<String>,
+    need_bytes: u64,
+) -> Result<(), HostFail> {
+    let ctx = &run.ctx;
+    let host = c.host.ip.clone();
+    let fail = |reason: String| HostFail::Failed {
+        phase: Phase::Ship,
+        step: None,
+        reason,
+    };
+    let files = need_files.len() as u64;
     let mut sent = 0u64;
-    if !need.files.is_empty() {
+    if !need_files.is_empty() {
         // Progress counts file bytes taken into the stream: the unit of `need.bytes`.
         let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (mut rx, producer) = crate::rootfs_stream::spawn_stream(
             tree.clone(),
-            need.files,
+            need_files,
             inputs.frames.clone(),
             read.clone(),
         );
@@ -113,7 +154,7 @@ async fn ship_one(
                 ctx.reporter.emit(RunEvent::Transfer {
                     host: host.clone(),
                     bytes_sent: read.load(std::sync::atomic::Ordering::Relaxed),
-                    bytes_total: need.bytes,
+                    bytes_total: need_bytes,
                 });
             }
         }
@@ -144,5 +185,5 @@ async fn ship_one(
     debug_assert_eq!(received, files);
     c.stats.bytes_sent += sent;
     c.stats.files_sent += received;
-    Ok(c)
+    Ok(())
 }

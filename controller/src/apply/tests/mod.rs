@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod driver;
+mod fanout;
 mod phases;
 mod registry_trust;
 
@@ -80,6 +81,9 @@ struct Cluster {
     dir: tempfile::TempDir,
     inputs: Arc<Inputs>,
     roots: Vec<tempfile::TempDir>,
+    /// Whether apply runs with the fan-out (off unless a test asks: the in-process hosts
+    /// have no registry to fetch from).
+    fan_out: bool,
 }
 
 impl Cluster {
@@ -116,7 +120,12 @@ impl Cluster {
         let frames = dir.path().join("frames");
         let inputs = Arc::new(Inputs::new(cf, rootfs, layers, Default::default(), &frames));
         let roots = (0..hosts).map(|_| host_root()).collect();
-        Cluster { dir, inputs, roots }
+        Cluster {
+            dir,
+            inputs,
+            roots,
+            fan_out: false,
+        }
     }
 
     /// The cluster with its inputs changed by `change` (before any run).
@@ -205,6 +214,7 @@ impl Cluster {
                 script_secs: 60,
                 registry_secs: 10,
             },
+            fan_out: self.fan_out,
         };
         let code = if hosts.len() == 1 {
             with_agents(&run, &self.inputs, hosts, &opts).await
