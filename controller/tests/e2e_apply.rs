@@ -109,7 +109,8 @@ fn apply_reapply_change_and_clean_on_three_hosts() {
         );
     }
 
-    // 2b. change one etc/ file (through an overlay): only it is sent, and only the steps
+    // 2b. change one etc/ file (through an overlay): only it is sent (to the nodes: through
+    // the registry), and only the steps
     // that use it run.
     fs::create_dir_all(overlay.path().join("etc")).unwrap();
     let sysctl = fs::read_to_string(rootfs.dir.join("etc/sysctl-k8s.conf")).unwrap();
@@ -121,7 +122,7 @@ fn apply_reapply_change_and_clean_on_three_hosts() {
     let changed = installer(&cluster, &["apply", "--overlay", &overlay_arg]);
     assert_eq!(changed.code, 0, "{}", changed.describe());
     for ip in &ips {
-        assert_eq!(changed.files_sent(ip), 1, "{ip}");
+        assert_eq!(changed.files_moved(ip), 1, "{ip}");
         let started = changed.started(ip);
         assert!(
             started.contains(&"init-kube".to_string()),

@@ -35,7 +35,7 @@ fn preview_mode_apply_reapply_change_and_clean_over_ssh() {
     let first = installer(&cluster, &args);
     assert_eq!(first.code, 0, "{}", first.describe());
     for (i, ip) in ips.iter().enumerate() {
-        assert!(first.files_sent(ip) > 0);
+        assert!(first.files_moved(ip) > 0);
         assert_eq!(first.settled_once(ip), first.started(ip));
         let conf = sh(
             &cluster,
@@ -72,7 +72,7 @@ fn preview_mode_apply_reapply_change_and_clean_over_ssh() {
     let changed = installer(&cluster, &args);
     assert_eq!(changed.code, 0, "{}", changed.describe());
     for ip in &ips {
-        assert_eq!(changed.files_sent(ip), 1, "{ip}");
+        assert_eq!(changed.files_moved(ip), 1, "{ip}");
         assert_eq!(changed.started(ip), ["place-rootfs"], "{ip}");
     }
 

@@ -119,6 +119,18 @@ impl Run {
             .sum()
     }
 
+    /// Files `host` got in this run: sent by the controller, or fetched from the cluster's
+    /// registry (the fan-out).
+    pub(crate) fn files_moved(&self, host: &str) -> u64 {
+        let fetched: u64 = self
+            .of_type("fetched")
+            .iter()
+            .filter(|e| e["host"] == host)
+            .map(|e| e["files"].as_u64().unwrap_or(0))
+            .sum();
+        self.files_sent(host) + fetched
+    }
+
     pub(crate) fn describe(&self) -> String {
         format!(
             "exit {}\nstdout:\n{}\nstderr:\n{}",
