@@ -192,9 +192,13 @@ impl Apply {
         &mut self,
         sources: &[String],
     ) -> Result<installer_proto::fanout::Fetched, ApplyError> {
+        if self.dry_run {
+            return Err(ApplyError::Protocol("a dry run fetches nothing".into()));
+        }
+        std::fs::create_dir_all(&self.paths.staging)
+            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
         let wanted = self.need.files.clone();
-        let mut receiver = self.receiver()?;
-        let fetched = crate::fanout::fetch(&self.plan, &mut receiver, &wanted, sources);
+        let fetched = crate::fanout::fetch(&self.plan, &self.paths.staging, &wanted, sources);
         let left: std::collections::BTreeSet<&str> =
             fetched.left.iter().map(String::as_str).collect();
         self.need.files.retain(|f| left.contains(f.as_str()));

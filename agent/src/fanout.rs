@@ -15,10 +15,48 @@ use installer_proto::manifest::{EntryKind, join_rel};
 use installer_proto::plan::Plan;
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// How many files are pushed or fetched at once: each is its own connection, and a rootfs of
+/// many small files is bound by round trips, not bytes.
+const WORKERS: usize = 4;
+
+/// Runs `work` on every item of `items` on up to [`WORKERS`] threads (worker `w` takes items
+/// `w`, `w + WORKERS`, …); the results in the items' order, `None` where a worker panicked.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let workers = WORKERS.min(items.len()).max(1);
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let work = &work;
+                s.spawn(move || {
+                    (w..items.len())
+                        .step_by(workers)
+                        .map(|i| (i, work(i, &items[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            if let Ok(done) = handle.join() {
+                for (i, r) in done {
+                    slots[i] = Some(r);
+                }
+            }
+        }
+    });
+    slots
+}
 
 /// Pushes `files` from this host's rootfs copy into the registry it runs (at loopback, the
 /// server name being the registry domain). A file this host's plan does not hold with the
-/// same content, or that lies in the registry's own storage, is not pushed.
+/// same content, or that lies in the registry's own storage, is not pushed; content pushed
+/// once is not pushed again for another path.
 pub(crate) fn publish(
     plan: &Plan,
     paths: &ClusterPaths,
@@ -39,16 +77,21 @@ pub(crate) fn publish(
     if !paths.rootfs.join(&repo_dir).exists() {
         created.insert(repo_dir);
     }
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut unreachable: Option<String> = None;
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut unique = Vec::new();
     for file in files {
-        if let Some(why) = &unreachable {
-            out.failed.push(format!("{}: {why}", file.path));
-            continue;
-        }
-        if !done.insert(file.sha256.as_str()) {
+        if seen.insert(file.sha256.as_str()) {
+            unique.push(file);
+        } else {
             out.present += 1;
-            continue;
+        }
+    }
+    // Once the registry does not answer, the rest is not tried: each try would wait out
+    // the connect timeout.
+    let unreachable: Mutex<Option<String>> = Mutex::new(None);
+    let results = in_parallel(&unique, |_, file| {
+        if let Some(why) = lock(&unreachable).clone() {
+            return Err(why);
         }
         let size = match plan.manifest.get(&file.path).map(|e| &e.kind) {
             Some(EntryKind::File { size, sha256 })
@@ -56,13 +99,7 @@ pub(crate) fn publish(
             {
                 *size
             }
-            _ => {
-                out.failed.push(format!(
-                    "{}: this host's plan does not hold that content",
-                    file.path
-                ));
-                continue;
-            }
+            _ => return Err("this host's plan does not hold that content".to_string()),
         };
         let existed = fanout::storage_paths(&file.sha256).map(|p| paths.rootfs.join(&p).exists());
         let result = join_rel(&paths.rootfs, &file.path)
@@ -71,24 +108,27 @@ pub(crate) fn publish(
                 std::fs::File::open(&src).map_err(|e| format!("{}: {e}", src.display()))
             })
             .and_then(|mut f| blobs::push(&client, addr, file, size, &mut f));
-        match result {
-            Ok(Pushed::Uploaded(n)) => {
+        if let Err(e) = &result
+            && e.starts_with("nothing answered")
+        {
+            *lock(&unreachable) = Some(e.clone());
+        }
+        result.map(|pushed| (pushed, existed))
+    });
+    for (file, result) in unique.iter().zip(results) {
+        match result.unwrap_or_else(|| Err("the pushing thread stopped".into())) {
+            Ok((Pushed::Uploaded(n), existed)) => {
                 out.pushed += 1;
                 out.bytes += n;
-                for (path, existed) in fanout::storage_paths(&file.sha256).into_iter().zip(existed)
-                {
+                let paths = fanout::storage_paths(&file.sha256);
+                for (path, existed) in paths.into_iter().zip(existed) {
                     if !existed {
                         created.insert(path);
                     }
                 }
             }
-            Ok(Pushed::Present) => out.present += 1,
-            Err(e) => {
-                if e.starts_with("nothing answered") {
-                    unreachable = Some(e.clone());
-                }
-                out.failed.push(format!("{}: {e}", file.path));
-            }
+            Ok((Pushed::Present, _)) => out.present += 1,
+            Err(e) => out.failed.push(format!("{}: {e}", file.path)),
         }
     }
     if out.pushed > 0 {
@@ -100,15 +140,16 @@ pub(crate) fn publish(
     out
 }
 
-/// Fetches the files `receiver` still expects (`wanted`, in that order) from the registry at
+/// A poisoned lock still holds a usable value here (an `Option` of a message).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Fetches `wanted` (paths of files this host lacks) into `staging` from the registry at
 /// `sources` (registry host IPs), spreading the files over them and trying the next source
-/// when one fails. A source that does not answer is not asked again.
-pub(crate) fn fetch(
-    plan: &Plan,
-    receiver: &mut Receiver<'_>,
-    wanted: &[String],
-    sources: &[String],
-) -> Fetched {
+/// when one fails. A source that does not answer is not asked again. Every file goes
+/// through a [`Receiver`] expecting just it: asked for, and matching the plan's sha256.
+pub(crate) fn fetch(plan: &Plan, staging: &Path, wanted: &[String], sources: &[String]) -> Fetched {
     let mut out = Fetched::default();
     let client = Client::new(&plan.registry);
     let addrs: Vec<SocketAddr> = sources
@@ -116,61 +157,66 @@ pub(crate) fn fetch(
         .filter_map(|s| s.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, plan.registry.port))
         .collect();
-    let first_problem = match (&client, addrs.is_empty()) {
+    let problem = match (&client, addrs.is_empty()) {
         (Err(e), _) => Some(e.clone()),
         (_, true) => Some("no registry host to fetch from".to_string()),
         _ => None,
     };
-    let mut dead: HashSet<SocketAddr> = HashSet::new();
-    for (i, path) in wanted.iter().enumerate() {
-        let mut last = first_problem.clone();
-        let blob = match plan.manifest.get(path).map(|e| &e.kind) {
-            Some(EntryKind::File { size, sha256 }) => Some((
+    let dead: Mutex<HashSet<SocketAddr>> = Mutex::new(HashSet::new());
+    let results = in_parallel(wanted, |i, path| -> Result<u64, String> {
+        if let Some(p) = &problem {
+            return Err(p.clone());
+        }
+        let Ok(client) = &client else {
+            return Err("no client".into());
+        };
+        let (blob, size) = match plan.manifest.get(path).map(|e| &e.kind) {
+            Some(EntryKind::File { size, sha256 }) => (
                 BlobRef {
                     path: path.clone(),
                     sha256: sha256.clone(),
                 },
                 *size,
-            )),
-            _ => {
-                last = Some("not a regular file of the plan".into());
-                None
-            }
+            ),
+            _ => return Err("not a regular file of the plan".into()),
         };
-        let mut got = false;
-        if let (Ok(client), Some((blob, size)), None) = (&client, &blob, &first_problem) {
-            for k in 0..addrs.len() {
-                let addr = addrs[(i + k) % addrs.len()];
-                if dead.contains(&addr) {
-                    continue;
-                }
-                let attempt = blobs::fetch(client, addr, blob, *size).and_then(|mut body| {
-                    receiver
-                        .accept(path, &mut body)
-                        .map_err(|e| format!("from {addr}: {e}"))
-                });
-                match attempt {
-                    Ok(()) => {
-                        got = true;
-                        out.files += 1;
-                        out.bytes += size;
-                        break;
+        let mut last = "every registry host stopped answering".to_string();
+        for k in 0..addrs.len() {
+            let addr = addrs[(i + k) % addrs.len()];
+            if lock(&dead).contains(&addr) {
+                continue;
+            }
+            let one = std::slice::from_ref(path);
+            let mut receiver = Receiver::new(&plan.manifest, one, staging);
+            let attempt = blobs::fetch(client, addr, &blob, size).and_then(|mut body| {
+                receiver
+                    .accept(path, &mut body)
+                    .map_err(|e| format!("from {addr}: {e}"))
+            });
+            match attempt {
+                Ok(()) => return Ok(size),
+                Err(e) => {
+                    if e.starts_with("nothing answered") {
+                        lock(&dead).insert(addr);
                     }
-                    Err(e) => {
-                        if e.starts_with("nothing answered") {
-                            dead.insert(addr);
-                        }
-                        last = Some(e);
-                    }
+                    last = e;
                 }
             }
         }
-        if !got {
-            if out.reason.is_none() {
-                let why = last.unwrap_or_else(|| "every registry host stopped answering".into());
-                out.reason = Some(format!("{path}: {why}"));
+        Err(last)
+    });
+    for (path, result) in wanted.iter().zip(results) {
+        match result.unwrap_or_else(|| Err("the fetching thread stopped".into())) {
+            Ok(size) => {
+                out.files += 1;
+                out.bytes += size;
             }
-            out.left.push(path.clone());
+            Err(why) => {
+                if out.reason.is_none() {
+                    out.reason = Some(format!("{path}: {why}"));
+                }
+                out.left.push(path.clone());
+            }
         }
     }
     out
@@ -223,6 +269,24 @@ mod tests {
         port
     }
 
+    /// Every path under `dir`, relative, sorted.
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut all: Vec<String> = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
     #[test]
     fn fetched_files_are_verified_and_what_a_registry_gets_wrong_is_left_for_the_controller() {
         // Sorted, as a manifest is.
@@ -260,8 +324,7 @@ mod tests {
         );
         let staging = tempfile::tempdir().unwrap();
         let wanted: Vec<String> = files.iter().map(|(p, _)| p.to_string()).collect();
-        let mut receiver = Receiver::new(&plan.manifest, &wanted, staging.path());
-        let fetched = fetch(&plan, &mut receiver, &wanted, &["127.0.0.1".to_string()]);
+        let fetched = fetch(&plan, staging.path(), &wanted, &["127.0.0.1".to_string()]);
 
         assert_eq!(
             (fetched.files, fetched.bytes),
@@ -282,8 +345,12 @@ mod tests {
             !staging.path().join("bin/forged").exists(),
             "forged content never lands"
         );
-        let err = receiver.finish().unwrap_err().to_string();
-        assert!(err.contains("2 requested file(s) did not arrive"), "{err}");
+        let names: Vec<_> = walk(staging.path());
+        assert_eq!(
+            names,
+            ["bin", "bin/good"],
+            "nothing else is left in staging"
+        );
     }
 
     #[test]
@@ -297,12 +364,11 @@ mod tests {
             .port();
         let staging = tempfile::tempdir().unwrap();
         let wanted = vec!["bin/a".to_string(), "bin/b".to_string()];
-        let mut receiver = Receiver::new(&plan.manifest, &wanted, staging.path());
-        let fetched = fetch(&plan, &mut receiver, &wanted, &["127.0.0.1".to_string()]);
+        let fetched = fetch(&plan, staging.path(), &wanted, &["127.0.0.1".to_string()]);
         assert_eq!(fetched.files, 0);
         assert_eq!(fetched.left, wanted);
         assert!(fetched.reason.unwrap().contains("nothing answered"));
-        let none = fetch(&plan, &mut receiver, &wanted, &[]);
+        let none = fetch(&plan, staging.path(), &wanted, &[]);
         assert_eq!(
             none.reason.unwrap(),
             "bin/a: no registry host to fetch from"

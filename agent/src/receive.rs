@@ -141,7 +141,20 @@ impl<'a> Receiver<'a> {
                         reason: "something other than a directory is in the way".into(),
                     });
                 }
-                Err(_) => fs::create_dir(&cur).map_err(fsutil::ctx(&cur, "creating directory"))?,
+                Err(_) => match fs::create_dir(&cur) {
+                    Ok(()) => {}
+                    // Another receiver into the same staging made it meanwhile: it must
+                    // be a real directory all the same.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        if !fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_dir()) {
+                            return Err(ReceiveError::Refused {
+                                path: cur.display().to_string(),
+                                reason: "something other than a directory is in the way".into(),
+                            });
+                        }
+                    }
+                    Err(e) => return Err(fsutil::ctx(&cur, "creating directory")(e).into()),
+                },
             }
         }
         Ok(())

@@ -118,19 +118,37 @@ fn installer(
     (took, usage.max_rss() as u64 / 1024, events)
 }
 
-/// Seconds from the run's start to the last event of `ty` (any host), from the events'
-/// `ts_ms`.
-fn at(events: &[serde_json::Value], ty: &str) -> f64 {
+/// Seconds from the run's start to the last event of `ty` (any host) that `keep` keeps,
+/// from the events' `ts_ms`.
+fn at_when(
+    events: &[serde_json::Value],
+    ty: &str,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> f64 {
     let start = events
         .first()
         .and_then(|e| e["ts_ms"].as_f64())
         .unwrap_or(0.0);
     let last = events
         .iter()
-        .filter(|e| e["type"] == ty)
+        .filter(|e| e["type"] == ty && keep(e))
         .filter_map(|e| e["ts_ms"].as_f64())
         .fold(start, f64::max);
     (last - start) / 1000.0
+}
+
+/// [`at_when`] for every event of `ty`.
+fn at(events: &[serde_json::Value], ty: &str) -> f64 {
+    at_when(events, ty, |_| true)
+}
+
+/// Sum of field `field` over the events of `ty`.
+fn total(events: &[serde_json::Value], ty: &str, field: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["type"] == ty)
+        .filter_map(|e| e[field].as_u64())
+        .sum()
 }
 
 /// Each step's longest run over the hosts, in the order steps first started.
@@ -370,11 +388,25 @@ fn main() {
     println!();
     println!(
         "first apply: last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
-        at(&events, "transfer_done"),
+        at_when(&events, "transfer_done", |e| e["files"].as_u64() > Some(0)),
         at(&events, "host_finished"),
         wire_bytes(&events) as f64 / 1e6,
         stream_bytes as f64 / 1e6
     );
+    if !events.iter().any(|e| e["type"] == "fetched") {
+        println!("fan-out: not used (every host is a registry host)");
+    } else {
+        println!(
+            "fan-out: {} blob(s), {:.1} MB pushed into the registry by {:.2} s; {} file(s), {:.1} MB fetched by the other hosts by {:.2} s, {} left to the controller",
+            total(&events, "published", "pushed"),
+            total(&events, "published", "bytes") as f64 / 1e6,
+            at(&events, "published"),
+            total(&events, "fetched", "files"),
+            total(&events, "fetched", "bytes") as f64 / 1e6,
+            at(&events, "fetched"),
+            total(&events, "fetched", "left"),
+        );
+    }
     let steps: Vec<String> = step_times(&events)
         .iter()
         .map(|(step, secs)| format!("{step} {secs:.2}"))
