@@ -13,7 +13,8 @@
 //! 4. sending the changed 1 MiB file alone to every host.
 //!
 //! and prints the times and ratios. `BENCH_ROOTFS` names a rootfs directory (default: the
-//! realistic fixture). Run (as root, Docker running, after `scripts/build-agent.sh`):
+//! realistic fixture). `BENCH_SCALE=1` runs the memory run instead: apply, no-op and clean
+//! with the agents in preview mode (no runtime or unit started), reporting peak RSS. Run (as root, Docker running, after `scripts/build-agent.sh`):
 //! `cargo bench -p installer --features real-hosts --bench distribution`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
@@ -259,14 +260,19 @@ fn main() {
         bytes as f64 / 1e6
     );
 
+    let t = Instant::now();
     let cluster = Cluster::up(UpOptions {
         nodes: hosts,
         rootfs: Some(rootfs.clone()),
         ..UpOptions::default()
     })
     .unwrap();
+    eprintln!("{hosts} hosts up in {:.0} s", secs(t.elapsed()));
     let ips: Vec<String> = cluster.hosts().iter().map(|h| h.ip.to_string()).collect();
     write_clusterfile(&cluster, &ips, masters);
+    if std::env::var_os("BENCH_SCALE").is_some() {
+        return scale(&cluster, &agents, hosts);
+    }
     // A 1 MiB file in an overlay, changed before the third apply.
     let overlay = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(overlay.path().join("statics")).unwrap();
@@ -422,6 +428,45 @@ fn main() {
     println!(
         "no-op re-apply, when each phase first started (s): {}",
         phases.join(", ")
+    );
+}
+
+/// The memory run (`BENCH_SCALE=1`): apply, its no-op and clean on every host with the
+/// agents in preview mode (`--agent-root`: the agent writes under a directory of the host
+/// and starts no container or unit), so that many light hosts can take part; the link is
+/// not shaped and no baseline runs. Prints the controller's and the agents' peak RSS.
+fn scale(cluster: &Cluster, agents: &Path, hosts: usize) {
+    let root = ["--agent-root", "/var/tmp/installer-bench"];
+    let apply = [&["apply"][..], &root[..]].concat();
+    let (first, rss, events) = installer(cluster, agents, &apply);
+    let ok = events
+        .iter()
+        .filter(|e| e["type"] == "host_finished" && e["status"] == "ok")
+        .count();
+    assert_eq!(ok, hosts, "every host ends ok");
+    let (noop, noop_rss, noop_events) = installer(cluster, agents, &apply);
+    let clean = [&["clean"][..], &root[..]].concat();
+    let (cleaned, _, _) = installer(cluster, agents, &clean);
+    println!("| {hosts} hosts, preview mode, link not shaped | time (s) | peak RSS |");
+    println!("|---|---|---|");
+    println!(
+        "| `installer apply` (first) | {:.2} | controller {rss} MiB, agents up to {} MiB |",
+        secs(first),
+        agent_rss(&events)
+    );
+    // getrusage keeps the largest child so far: the no-op's own peak is at most this.
+    println!(
+        "| `installer apply` again, nothing changed | {:.2} | controller ≤ {noop_rss} MiB, agents up to {} MiB |",
+        secs(noop),
+        agent_rss(&noop_events)
+    );
+    println!("| `installer clean` | {:.2} | |", secs(cleaned));
+    println!();
+    println!(
+        "first apply: on the wire {:.1} MB; {} host(s) fetched from the registry, {} warning(s)",
+        wire_bytes(&events) as f64 / 1e6,
+        events.iter().filter(|e| e["type"] == "fetched").count(),
+        events.iter().filter(|e| e["type"] == "warning").count(),
     );
 }
 
