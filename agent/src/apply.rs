@@ -5,6 +5,7 @@
 use crate::clusters::{self, ClusterRef};
 use crate::error::ApplyError;
 use crate::fsutil;
+use crate::incoming::{self, Arrivals};
 use crate::journal::{Journal, StepRecord};
 use crate::lock::HostLock;
 use crate::owner::{self, Ownership};
@@ -17,7 +18,29 @@ use crate::steps::{self, Ctx, Step};
 use installer_proto::event::{Event, Outcome};
 use installer_proto::manifest::join_rel;
 use installer_proto::plan::{Plan, StepKind};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Where the files a running apply still expects go: owned, so they can be received while
+/// the steps run on another thread.
+pub(crate) struct Incoming {
+    /// The plan's manifest.
+    pub manifest: installer_proto::manifest::Manifest,
+    /// The staging directory.
+    pub staging: PathBuf,
+    /// The files to come.
+    pub wanted: Vec<String>,
+    /// Told of each verified file.
+    pub arrivals: Arc<Arrivals>,
+}
+
+impl Incoming {
+    /// A receiver for the files to come.
+    pub(crate) fn receiver(&self) -> Receiver<'_> {
+        Receiver::new(&self.manifest, &self.wanted, &self.staging).telling(self.arrivals.clone())
+    }
+}
 
 pub(crate) use installer_proto::wire::Need;
 
@@ -31,6 +54,8 @@ pub(crate) struct Apply {
     journal: Option<Journal>,
     /// The last watched step's after-state, while no other step has run since.
     carry: Option<crate::steps::watched::Carry>,
+    /// The files still arriving while this apply's steps run.
+    incoming: Option<Arc<Arrivals>>,
     _lock: Option<HostLock>,
 }
 
@@ -115,6 +140,7 @@ impl Apply {
             need: Need::default(),
             journal,
             carry: None,
+            incoming: None,
             _lock: lock,
         };
         apply.need = apply.compute_need();
@@ -212,6 +238,35 @@ impl Apply {
         Ok(fetched)
     }
 
+    /// When files are still needed: the steps will run while they arrive. Returns where
+    /// they go (for the receiving side); the steps wait for what each needs.
+    pub(crate) fn expect_files(&mut self) -> Result<Option<Incoming>, ApplyError> {
+        if self.dry_run || self.need.files.is_empty() || self.incoming.is_some() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.paths.staging)
+            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        let arrivals = Arc::new(Arrivals::new(&self.need.files));
+        self.incoming = Some(arrivals.clone());
+        Ok(Some(Incoming {
+            manifest: self.plan.manifest.clone(),
+            staging: self.paths.staging.clone(),
+            wanted: self.need.files.clone(),
+            arrivals,
+        }))
+    }
+
+    /// Waits until the files a step of `kind` needs arrived (`None`: every file) and moves
+    /// what arrived into place; why not, when the transfer stopped first.
+    fn await_files(&self, kind: Option<StepKind>) -> Result<(), String> {
+        let Some(arrivals) = &self.incoming else {
+            return Ok(());
+        };
+        arrivals.wait_for(&|p| kind.is_none_or(|k| incoming::needs(k, p)))?;
+        steps::place::place_late(&self.plan, &self.paths, &arrivals.take_arrived())?;
+        Ok(())
+    }
+
     /// Marks the needed files as received (after the receiver finished).
     pub(crate) fn received(&mut self) {
         self.need.files.clear();
@@ -245,8 +300,8 @@ impl Apply {
         {
             return failed(outcome, "journal", e.to_string());
         }
-        let staged_any =
-            std::fs::read_dir(&self.paths.staging).is_ok_and(|mut d| d.next().is_some());
+        let staged_any = self.incoming.is_some()
+            || std::fs::read_dir(&self.paths.staging).is_ok_and(|mut d| d.next().is_some());
         if !staged_any && !self.dry_run {
             // An empty staging directory left by a transfer that needed nothing.
             let _ = std::fs::remove_dir(&self.paths.staging);
@@ -257,6 +312,16 @@ impl Apply {
                     outcome,
                     &step.id,
                     "the controller went away; no further step was started".into(),
+                );
+            }
+            // Its files first: the input hash reads them. (place-rootfs places what is there.)
+            if step.kind != StepKind::PlaceRootfs
+                && let Err(why) = self.await_files(Some(step.kind))
+            {
+                return failed(
+                    outcome,
+                    &step.id,
+                    format!("its files did not arrive: {why}"),
                 );
             }
             let hash = step.input_hash(&self.plan, &self.root, &|rel| self.read(rel));
@@ -327,6 +392,7 @@ impl Apply {
                 journal,
                 sink,
                 carry: &mut self.carry,
+                incoming: self.incoming.as_deref(),
             };
             let result = step.run(&mut ctx);
             let journal = ctx.journal;
@@ -361,6 +427,28 @@ impl Apply {
                     });
                     return failed(outcome, &step.id, message);
                 }
+            }
+        }
+        if self.incoming.is_some() && !self.dry_run {
+            // The pass ends with the rootfs copy whole, whatever its steps needed.
+            if let Err(why) = self.await_files(None) {
+                return failed(
+                    outcome,
+                    "place-rootfs",
+                    format!("files did not arrive: {why}"),
+                );
+            }
+            self.incoming = None;
+            self.need.files.clear();
+            // Every file is in place: what is left of staging is its directories.
+            if let Err(e) = std::fs::remove_dir_all(&self.paths.staging)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return failed(
+                    outcome,
+                    "place-rootfs",
+                    format!("{}: removing: {e}", self.paths.staging.display()),
+                );
             }
         }
         outcome

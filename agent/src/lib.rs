@@ -14,6 +14,7 @@ pub(crate) mod fanout;
 pub(crate) mod fingerprint;
 pub(crate) mod fsutil;
 pub mod handrun;
+pub(crate) mod incoming;
 pub(crate) mod index;
 pub(crate) mod journal;
 pub(crate) mod lock;

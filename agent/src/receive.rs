@@ -65,6 +65,8 @@ pub(crate) struct Receiver<'a> {
     pending: BTreeSet<String>,
     staging: &'a Path,
     totals: Totals,
+    /// Told of every verified file, while steps wait for them.
+    arrivals: Option<std::sync::Arc<crate::incoming::Arrivals>>,
 }
 
 impl<'a> Receiver<'a> {
@@ -79,7 +81,17 @@ impl<'a> Receiver<'a> {
             pending: wanted.iter().cloned().collect(),
             staging,
             totals: Totals::default(),
+            arrivals: None,
         }
+    }
+
+    /// The same receiver, telling `arrivals` of each file once it is verified.
+    pub(crate) fn telling(
+        mut self,
+        arrivals: std::sync::Arc<crate::incoming::Arrivals>,
+    ) -> Receiver<'a> {
+        self.arrivals = Some(arrivals);
+        self
     }
 
     /// Stores one file's content after checking its path and, once written, its hash.
@@ -118,6 +130,9 @@ impl<'a> Receiver<'a> {
         self.pending.remove(path);
         self.totals.files += 1;
         self.totals.bytes += n;
+        if let Some(a) = &self.arrivals {
+            a.arrived(path);
+        }
         Ok(())
     }
 

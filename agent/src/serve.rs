@@ -50,10 +50,26 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
         agent_version: facts::AGENT_VERSION.to_string(),
         arch: facts::machine(),
     })?;
-    let sink = WireSink::new(out.clone());
+    let sink = Arc::new(WireSink::new(out.clone()));
     let mut apply: Option<Apply> = None;
+    // A run whose steps go on while its files arrive: the steps on their own thread, the
+    // files received here.
+    let mut running: Option<Running> = None;
     let mut chunk = Vec::new();
     while let Some(msg) = read_msg::<_, ControllerMsg>(&mut input)? {
+        if let (Some(r), ControllerMsg::Chunk { len }) = (running.as_mut(), &msg)
+            && let Some(incoming) = r.incoming.take()
+        {
+            read_chunk(&mut input, *len, &mut chunk)?;
+            let first = std::mem::take(&mut chunk);
+            let result = receive_incoming(&incoming, first, &mut input)?;
+            send(&received(result))?;
+            continue;
+        }
+        if let Some(r) = running.take() {
+            // Anything else waits for the steps: they hold the apply.
+            apply = Some(r.finish());
+        }
         match msg {
             ControllerMsg::Hello {
                 protocol_version, ..
@@ -124,10 +140,26 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                 })?,
             },
             ControllerMsg::Run { force, stop_after } => match apply.as_mut() {
-                Some(a) => {
-                    let outcome = a.run(force, stop_after, &sink);
-                    send(&AgentMsg::Done(with_usage(outcome)))?;
-                }
+                Some(a) => match a.expect_files() {
+                    Ok(Some(incoming)) => {
+                        let Some(a) = apply.take() else {
+                            unreachable!("matched Some above")
+                        };
+                        running = Some(Running::start(
+                            a,
+                            incoming,
+                            force,
+                            stop_after,
+                            sink.clone(),
+                            out.clone(),
+                        ));
+                    }
+                    Ok(None) => {
+                        let outcome = a.run(force, stop_after, &*sink);
+                        send(&AgentMsg::Done(with_usage(outcome)))?;
+                    }
+                    Err(e) => send(&refusal(&e))?,
+                },
                 None => send(&AgentMsg::Error {
                     message: "Run before Offer: no plan to run".into(),
                 })?,
@@ -154,7 +186,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
                         installer_proto::plan::Timeouts::default().script_secs,
                     ),
                 };
-                match clean::clean(&root, &req, &sink) {
+                match clean::clean(&root, &req, &*sink) {
                     Ok(outcome) => send(&AgentMsg::Done(with_usage(outcome)))?,
                     Err(e) => send(&refusal(&e))?,
                 }
@@ -162,7 +194,72 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(
             ControllerMsg::Bye => break,
         }
     }
+    if let Some(r) = running.take() {
+        r.finish();
+    }
     Ok(())
+}
+
+/// Steps running on their own thread while their files arrive.
+struct Running {
+    /// Where the files go, until they are received.
+    incoming: Option<crate::apply::Incoming>,
+    arrivals: Arc<crate::incoming::Arrivals>,
+    steps: std::thread::JoinHandle<Apply>,
+}
+
+impl Running {
+    /// Runs `apply`'s steps on a thread; it answers `Done` itself.
+    fn start<W: Write + Send + 'static>(
+        mut apply: Apply,
+        incoming: crate::apply::Incoming,
+        force: bool,
+        stop_after: Option<installer_proto::plan::StepKind>,
+        sink: Arc<WireSink<W>>,
+        out: Arc<Mutex<W>>,
+    ) -> Running {
+        let arrivals = incoming.arrivals.clone();
+        let steps = std::thread::spawn(move || {
+            let outcome = apply.run(force, stop_after, &*sink);
+            if let Ok(mut w) = out.lock() {
+                // A broken stream is the controller gone; the session ends on its own.
+                let _ = write_msg(&mut *w, &AgentMsg::Done(with_usage(outcome)));
+            }
+            apply
+        });
+        Running {
+            incoming: Some(incoming),
+            arrivals,
+            steps,
+        }
+    }
+
+    /// Waits for the steps and hands back the apply. Files that did not come by now will
+    /// not: the steps waiting for them are told so.
+    fn finish(self) -> Apply {
+        self.arrivals
+            .fail("the controller sent no more files".to_string());
+        match self.steps.join() {
+            Ok(apply) => apply,
+            // The steps' thread does not panic (no unwrap there); if it did, that is a bug
+            // worth the agent's exit.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Receives the stream that starts with `first` into `incoming` while the steps run;
+/// a refused stream stops the steps waiting for what it did not bring.
+fn receive_incoming<R: BufRead>(
+    incoming: &crate::apply::Incoming,
+    first: Vec<u8>,
+    input: &mut R,
+) -> Result<Result<Totals, String>, ServeError> {
+    let result = receive_into(incoming.receiver(), first, input)?;
+    if let Err(why) = &result {
+        incoming.arrivals.fail(why.clone());
+    }
+    Ok(result)
 }
 
 /// The answer to an `Offer` or `Clean` the agent could not take on: `Busy` when another
@@ -214,7 +311,21 @@ fn receive<R: BufRead>(
             return Ok(Err(e.to_string()));
         }
     };
-    let result = std::thread::scope(|s| -> Result<Result<Totals, String>, ServeError> {
+    let result = receive_into(receiver, first, input)?;
+    if result.is_ok() {
+        apply.received();
+    }
+    Ok(result)
+}
+
+/// Feeds the stream that starts with `first` and runs until `FilesEnd` to `receiver` on a
+/// worker thread, and finishes it.
+fn receive_into<R: BufRead>(
+    receiver: crate::receive::Receiver<'_>,
+    first: Vec<u8>,
+    input: &mut R,
+) -> Result<Result<Totals, String>, ServeError> {
+    std::thread::scope(|s| -> Result<Result<Totals, String>, ServeError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
         let worker = s.spawn(move || {
             let mut receiver = receiver;
@@ -239,11 +350,7 @@ fn receive<R: BufRead>(
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err("the receiving thread panicked".into()),
         })
-    })?;
-    if result.is_ok() {
-        apply.received();
-    }
-    Ok(result)
+    })
 }
 
 /// `outcome` with the agent's peak resident memory so far, for the controller's report.

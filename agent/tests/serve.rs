@@ -328,3 +328,184 @@ fn an_offer_or_clean_while_another_agent_holds_the_lock_is_answered_busy() {
     assert_same_tree(&before, &snapshot(root.path()));
     first.bye();
 }
+
+/// The plan's files as one compressed tar stream cut in two where `first` ends: the first
+/// part holds exactly the files `first` keeps (the encoder flushed there), the second the
+/// rest and the stream's end.
+fn stream_in_two(
+    files: &[String],
+    tree: &installer_proto::rootfs::MergedTree,
+    first: impl Fn(&str) -> bool,
+) -> (Vec<u8>, Vec<u8>) {
+    let (early, late): (Vec<&String>, Vec<&String>) = files.iter().partition(|f| first(f));
+    let encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    let mut builder = tar::Builder::new(encoder);
+    let append = |b: &mut tar::Builder<_>, path: &str| {
+        let data = std::fs::read(tree.source(path).unwrap()).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut header, path, &data[..]).unwrap();
+    };
+    for f in &early {
+        append(&mut builder, f);
+    }
+    builder.get_mut().flush().unwrap();
+    let cut = builder.get_ref().get_ref().len();
+    for f in &late {
+        append(&mut builder, f);
+    }
+    let all = builder.into_inner().unwrap().finish().unwrap();
+    (all[..cut].to_vec(), all[cut..].to_vec())
+}
+
+/// Reads events until `step` is reported done; the events read.
+fn until_done(agent: &mut Agent, step: &str) -> Vec<installer_proto::event::Event> {
+    let mut events = Vec::new();
+    loop {
+        match agent.recv() {
+            AgentMsg::Event(e) => {
+                let done = matches!(&e, installer_proto::event::Event::StepDone { step: s, .. } if s == step);
+                events.push(e);
+                if done {
+                    return events;
+                }
+            }
+            other => panic!("expected events up to {step} done, got {other:?} after {events:?}"),
+        }
+    }
+}
+
+#[test]
+fn steps_start_while_their_files_arrive_and_each_waits_for_its_own() {
+    let root = TestRoot::new();
+    let (plan, tree) = plan();
+    let mut agent = Agent::start(root.path());
+    agent.send(&ControllerMsg::Offer {
+        plan: Box::new(plan.clone()),
+        dry_run: false,
+    });
+    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
+        panic!("expected need")
+    };
+    assert!(files.iter().any(|f| f.starts_with("bin/")));
+    assert!(files.iter().any(|f| f.starts_with("etc/")));
+    let (bin, rest) = stream_in_two(&files, &tree, |f| f.starts_with("bin/"));
+    agent.send(&ControllerMsg::Run {
+        force: false,
+        stop_after: Some(installer_proto::plan::StepKind::InitRegistry),
+    });
+    write_chunk(&mut agent.stdin, &bin).unwrap();
+    agent.stdin.flush().unwrap();
+    // install-bin finishes with only bin/ sent: the steps run while the rest is to come.
+    until_done(&mut agent, "install-bin");
+    assert!(root.join("usr/local/bin/fixture-hello").is_file());
+    let rendered = root.rootfs_copy().join("etc/app/app.conf");
+    assert!(!rendered.exists(), "render-templates waits for etc/");
+
+    write_chunk(&mut agent.stdin, &rest).unwrap();
+    agent.send(&ControllerMsg::FilesEnd);
+    let (mut received, mut done) = (None, None);
+    while received.is_none() || done.is_none() {
+        match agent.recv() {
+            AgentMsg::Event(_) => {}
+            AgentMsg::Received { files: n, .. } => received = Some(n),
+            AgentMsg::Done(o) => done = Some(o),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(received, Some(files.len() as u64));
+    let outcome = done.unwrap();
+    assert!(outcome.ok, "{outcome:?}");
+    assert!(rendered.is_file(), "rendered once etc/ arrived");
+    for f in &files {
+        assert_eq!(
+            std::fs::read(root.rootfs_copy().join(f)).unwrap(),
+            std::fs::read(tree.source(f).unwrap()).unwrap(),
+            "{f} in place"
+        );
+    }
+    assert!(
+        !root
+            .join(&format!("var/lib/sealer/data/{CLUSTER}/staging"))
+            .exists(),
+        "staging is gone once everything is in place"
+    );
+    agent.bye();
+}
+
+#[test]
+fn a_stream_that_ends_before_a_steps_files_fails_that_step_and_the_next_apply_completes() {
+    let root = TestRoot::new();
+    let (plan, tree) = plan();
+    let mut agent = Agent::start(root.path());
+    agent.send(&ControllerMsg::Offer {
+        plan: Box::new(plan.clone()),
+        dry_run: false,
+    });
+    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
+        panic!("expected need")
+    };
+    let (bin, _) = stream_in_two(&files, &tree, |f| f.starts_with("bin/"));
+    agent.send(&ControllerMsg::Run {
+        force: false,
+        stop_after: None,
+    });
+    // The stream ends after bin/ (its tar end missing too).
+    write_chunk(&mut agent.stdin, &bin).unwrap();
+    agent.send(&ControllerMsg::FilesEnd);
+    let (mut refused, mut done) = (None, None);
+    while refused.is_none() || done.is_none() {
+        match agent.recv() {
+            AgentMsg::Event(_) => {}
+            AgentMsg::Error { message } => refused = Some(message),
+            AgentMsg::Done(o) => done = Some(o),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let outcome = done.unwrap();
+    assert!(!outcome.ok);
+    assert_eq!(outcome.failed_step.as_deref(), Some("render-templates"));
+    let error = outcome.error.unwrap();
+    assert!(error.contains("its files did not arrive"), "{error}");
+    let refused = refused.unwrap();
+    assert!(
+        refused.contains("stream") || refused.contains("did not arrive"),
+        "{refused}"
+    );
+    agent.bye();
+
+    // The next apply is sent what is missing and completes.
+    let mut agent = Agent::start(root.path());
+    agent.send(&ControllerMsg::Offer {
+        plan: Box::new(plan),
+        dry_run: false,
+    });
+    let AgentMsg::Need(Need { files: left, .. }) = agent.recv() else {
+        panic!("expected need")
+    };
+    assert!(
+        !left.is_empty() && left.iter().all(|f| !f.starts_with("bin/")),
+        "{left:?}"
+    );
+    let (head, tail) = stream_in_two(&left, &tree, |_| true);
+    let all = [head, tail].concat();
+    agent.send(&ControllerMsg::Run {
+        force: false,
+        stop_after: None,
+    });
+    write_chunk(&mut agent.stdin, &all).unwrap();
+    agent.send(&ControllerMsg::FilesEnd);
+    let mut done = None;
+    while done.is_none() {
+        match agent.recv() {
+            AgentMsg::Done(o) => done = Some(o),
+            AgentMsg::Event(_) | AgentMsg::Received { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let outcome = done.unwrap();
+    assert!(outcome.ok, "{outcome:?}");
+    agent.bye();
+}

@@ -260,6 +260,7 @@ fn main() {
         bytes as f64 / 1e6
     );
 
+    raise_inotify_limit(hosts);
     let t = Instant::now();
     let cluster = Cluster::up(UpOptions {
         nodes: hosts,
@@ -392,8 +393,21 @@ fn main() {
         agent_rss(&events)
     );
     println!();
+    let first_step = {
+        let start = events
+            .first()
+            .and_then(|e| e["ts_ms"].as_f64())
+            .unwrap_or(0.0);
+        events
+            .iter()
+            .filter(|e| e["type"] == "agent" && e["event"] == "step_started")
+            .filter_map(|e| e["ts_ms"].as_f64())
+            .fold(f64::MAX, f64::min)
+            .max(start)
+            - start
+    } / 1000.0;
     println!(
-        "first apply: last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
+        "first apply: first step started at {first_step:.2} s, last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
         at_when(&events, "transfer_done", |e| e["files"].as_u64() > Some(0)),
         at(&events, "host_finished"),
         wire_bytes(&events) as f64 / 1e6,
@@ -468,6 +482,22 @@ fn scale(cluster: &Cluster, agents: &Path, hosts: usize) {
         events.iter().filter(|e| e["type"] == "fetched").count(),
         events.iter().filter(|e| e["type"] == "warning").count(),
     );
+}
+
+/// Every systemd host takes inotify instances of the one kernel user they all run as; past a
+/// few dozen hosts the default limit (128) leaves systemd hanging at boot. Raised (as root,
+/// like the link shaping) when lower than these hosts need, and said so.
+fn raise_inotify_limit(hosts: usize) {
+    let path = "/proc/sys/fs/inotify/max_user_instances";
+    let want = 128 + 16 * hosts as u64;
+    let have: u64 = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if have < want {
+        std::fs::write(path, want.to_string()).unwrap();
+        eprintln!("raised fs.inotify.max_user_instances from {have} to {want} for {hosts} hosts");
+    }
 }
 
 /// Bytes and files under `dir`.

@@ -37,6 +37,8 @@ pub(crate) struct Ctx<'a> {
     pub sink: &'a dyn Sink,
     /// The previous watched step's after-state, when it ran right before this step.
     pub carry: &'a mut Option<watched::Carry>,
+    /// The files still arriving, while this run receives them.
+    pub incoming: Option<&'a crate::incoming::Arrivals>,
 }
 
 /// What a finished step wrote.

@@ -36,6 +36,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
                 set_mode(&target, entry.mode)?;
             }
             EntryKind::File { size, sha256 } => {
+                if ctx.incoming.is_some_and(|a| a.is_pending(&entry.path)) {
+                    // Still arriving: placed once it did, before the step that needs it.
+                    // (A staged copy of it is not verified yet.)
+                    continue;
+                }
                 let staged = join_rel(staging, &entry.path).map_err(step_err)?;
                 if staged.is_file() {
                     clear_non_file(&target)?;
@@ -74,10 +79,49 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) -> StepResult {
     index
         .save()
         .map_err(|e| step_err(fsutil::ctx(index.file(), "writing")(e)))?;
-    if staging.exists() {
+    let receiving = ctx.incoming.is_some_and(|a| !a.complete());
+    if staging.exists() && !receiving {
         fs::remove_dir_all(staging).map_err(|e| step_err(fsutil::ctx(staging, "removing")(e)))?;
     }
     fsutil::sync_dir(rootfs).map_err(step_err)?;
+    Ok(written)
+}
+
+/// Moves files that arrived after `place-rootfs` ran (verified on receipt) from staging into
+/// the rootfs copy, with their modes, and records them in the hash cache. A file already
+/// moved is skipped. Returns how many files and bytes it placed.
+pub(crate) fn place_late(
+    plan: &installer_proto::plan::Plan,
+    paths: &crate::paths::ClusterPaths,
+    files: &[String],
+) -> Result<Written, String> {
+    let mut index = crate::index::load(&paths.state);
+    let mut written = Written::default();
+    for path in files {
+        let Some(entry) = plan.manifest.get(path) else {
+            continue;
+        };
+        let EntryKind::File { size, sha256 } = &entry.kind else {
+            continue;
+        };
+        let staged = join_rel(&paths.staging, path).map_err(|e| e.to_string())?;
+        if !staged.is_file() {
+            continue;
+        }
+        let target = join_rel(&paths.rootfs, path).map_err(|e| e.to_string())?;
+        clear_non_file(&target).map_err(|e| e.message)?;
+        fs::rename(&staged, &target)
+            .map_err(|e| format!("{}: moving into place: {e}", target.display()))?;
+        set_mode(&target, entry.mode).map_err(|e| e.message)?;
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            let _ = index.remember(&target, &meta, sha256);
+        }
+        written.files += 1;
+        written.bytes += size;
+    }
+    index
+        .save()
+        .map_err(|e| format!("{}: writing: {e}", index.file().display()))?;
     Ok(written)
 }
 

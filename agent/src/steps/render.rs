@@ -177,6 +177,7 @@ mod tests {
                 journal: &mut self.journal,
                 sink: &NullSink,
                 carry: &mut carry,
+                incoming: None,
             };
             run(&mut ctx)
         }

@@ -132,17 +132,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
 
     /// Sends one piece of the compressed tar stream.
     pub async fn send_chunk(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        for piece in bytes.chunks(wire::MAX_CHUNK_BYTES as usize) {
-            let header = ControllerMsg::Chunk {
-                // A piece is at most MAX_CHUNK_BYTES (a u32) long.
-                len: piece.len() as u32,
-            };
-            let mut line = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-            line.push(b'\n');
-            self.writer.write_all(&line).await?;
-            self.writer.write_all(piece).await?;
-        }
-        Ok(())
+        write_chunk(&mut self.writer, bytes).await
     }
 
     /// Ends the file stream and waits for the agent's verification. Progress events that
@@ -253,27 +243,118 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
     }
 
     async fn send(&mut self, msg: &ControllerMsg) -> Result<(), SessionError> {
-        let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.writer.write_all(&line).await?;
-        self.writer.flush().await?;
-        Ok(())
+        write_msg_to(&mut self.writer, msg).await
     }
 
     async fn recv(&mut self, during: &'static str) -> Result<AgentMsg, SessionError> {
-        self.line.clear();
-        let n = (&mut self.reader)
-            .take(wire::MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut self.line)
-            .await?;
-        if n == 0 {
-            return Err(SessionError::Closed { during });
-        }
-        if self.line.len() > wire::MAX_LINE_BYTES {
-            return Err(SessionError::Protocol("message line too long".into()));
-        }
-        wire::parse_line(&self.line).map_err(|e| SessionError::Protocol(e.to_string()))
+        recv_from(&mut self.reader, &mut self.line, during).await
     }
+
+    /// Runs the plan's steps (through `stop_after`) while sending the file stream that
+    /// `pieces` yields: the agent starts its steps at once and each waits only for its own
+    /// files (SPEC §5.3). `on_sent` hears the compressed bytes sent so far. Returns the
+    /// steps' outcome, what the agent said of the files (received files and bytes, or why
+    /// it refused them) and the compressed bytes sent.
+    pub async fn run_while_sending(
+        &mut self,
+        force: bool,
+        stop_after: Option<StepKind>,
+        mut pieces: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        on_sent: &mut (dyn FnMut(u64) + Send),
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<(Outcome, Result<(u64, u64), String>, u64), SessionError> {
+        self.send(&ControllerMsg::Run { force, stop_after }).await?;
+        let AgentSession {
+            reader,
+            writer,
+            line,
+        } = self;
+        // Both run to the end in this one task: nothing is cancelled half-way.
+        let write = async {
+            let mut sent = 0u64;
+            while let Some(piece) = pieces.recv().await {
+                write_chunk(writer, &piece).await?;
+                sent += piece.len() as u64;
+                on_sent(sent);
+            }
+            // Also after a stream that stopped early: the agent then finds files missing
+            // and says so, and the steps waiting for them end.
+            write_msg_to(writer, &ControllerMsg::FilesEnd).await?;
+            Ok::<u64, SessionError>(sent)
+        };
+        let read = async {
+            let (mut outcome, mut files) = (None, None);
+            while outcome.is_none() || files.is_none() {
+                match recv_from(reader, line, "running steps while sending files").await? {
+                    AgentMsg::Event(e) => on_event(e),
+                    AgentMsg::Done(o) => outcome = Some(o),
+                    AgentMsg::Received { files: n, bytes } => files = Some(Ok((n, bytes))),
+                    AgentMsg::Error { message } => files = Some(Err(message)),
+                    other => return Err(unexpected("events", &other)),
+                }
+            }
+            Ok((outcome, files))
+        };
+        let (sent, answers) = tokio::join!(write, read);
+        let (outcome, files) = answers?;
+        let sent = sent?;
+        match (outcome, files) {
+            (Some(outcome), Some(files)) => Ok((outcome, files, sent)),
+            _ => Err(SessionError::Protocol(
+                "the run ended without its answers".into(),
+            )),
+        }
+    }
+}
+
+/// One message from the agent.
+async fn recv_from<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+    during: &'static str,
+) -> Result<AgentMsg, SessionError> {
+    line.clear();
+    let n = reader
+        .take(wire::MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', line)
+        .await?;
+    if n == 0 {
+        return Err(SessionError::Closed { during });
+    }
+    if line.len() > wire::MAX_LINE_BYTES {
+        return Err(SessionError::Protocol("message line too long".into()));
+    }
+    wire::parse_line(line).map_err(|e| SessionError::Protocol(e.to_string()))
+}
+
+/// One message to the agent, flushed.
+async fn write_msg_to<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    msg: &ControllerMsg,
+) -> Result<(), SessionError> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    writer.write_all(&line).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// File content as `Chunk` messages of at most [`wire::MAX_CHUNK_BYTES`].
+async fn write_chunk<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+) -> Result<(), SessionError> {
+    for piece in bytes.chunks(wire::MAX_CHUNK_BYTES as usize) {
+        let header = ControllerMsg::Chunk {
+            // A piece is at most MAX_CHUNK_BYTES (a u32) long.
+            len: piece.len() as u32,
+        };
+        let mut line = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        writer.write_all(&line).await?;
+        writer.write_all(piece).await?;
+    }
+    Ok(())
 }
 
 fn unexpected(wanted: &str, got: &AgentMsg) -> SessionError {

@@ -164,6 +164,21 @@ pub struct Stats {
     pub deferred: Vec<installer_proto::fanout::BlobRef>,
     /// Whether this registry host pushed into its registry what the other hosts lack.
     pub published: bool,
+    /// The files this host lacks, sent while its first steps run (see `phases::steps`).
+    pub to_send: Option<ToSend>,
+}
+
+/// Files to send a host: from which tree, which, and their size.
+#[derive(Debug, Clone)]
+pub struct ToSend {
+    /// The host's merged tree.
+    pub tree: std::sync::Arc<installer_proto::rootfs::MergedTree>,
+    /// The paths, in the order the steps need them.
+    pub files: Vec<String>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Where each file's compressed form is kept.
+    pub(crate) frames: std::sync::Arc<crate::rootfs_stream::FrameCache>,
 }
 
 /// How a host's work ended early.

@@ -1,11 +1,12 @@
-//! Phase "ship": build each host's plan, offer it, and send only the files the agent says it
-//! lacks, as one zstd-compressed tar stream over the agent's own channel. In a dry run the
-//! plan is offered read-only and nothing is sent. The stream itself comes from
+//! Phase "ship": build each host's plan, offer it, and learn which files the agent lacks;
+//! those go as one zstd-compressed tar stream over the agent's own channel, in the order the
+//! steps need them, while the first steps run ([`super::steps`]). In a dry run the plan is
+//! offered read-only and nothing is sent. The stream itself comes from
 //! [`crate::rootfs_stream`]. With the fan-out, a host that runs no registry is sent nothing
 //! here: it fetches from the registry later ([`super::fetch`]).
 
 use crate::apply::driver::{HostPhase, HostResult, Run};
-use crate::apply::host::{Connected, HostFail};
+use crate::apply::host::{Connected, HostFail, ToSend};
 use crate::apply::inputs::Inputs;
 use crate::clusterfile::HostSpec;
 use crate::output::event::{Phase, RunEvent};
@@ -109,8 +110,36 @@ async fn ship_one(
             .collect();
         return Ok(c);
     }
-    send_files(run, &tree, inputs, &mut c, need.files, need.bytes).await?;
+    if need.files.is_empty() {
+        return Ok(c);
+    }
+    // Sent while the first steps run: the agent starts each as soon as its own files are in.
+    let mut files = need.files;
+    files.sort_by_key(|p| step_order(p));
+    c.stats.to_send = Some(ToSend {
+        tree,
+        files,
+        bytes: need.bytes,
+        frames: inputs.frames.clone(),
+    });
     Ok(c)
+}
+
+/// Where a file goes in the stream: in the order the steps need them — `bin/` (install-bin),
+/// `etc/` (templates), `scripts/`, `cri/` (the runtime), the rest, then `images/` and last
+/// the registry's storage, which only `init-registry` reads. (The sort is stable: within a
+/// rank the paths stay sorted.)
+pub(crate) fn step_order(path: &str) -> u8 {
+    const ORDER: [&str; 4] = ["bin/", "etc/", "scripts/", "cri/"];
+    if let Some(i) = ORDER.iter().position(|p| path.starts_with(p)) {
+        i as u8
+    } else if path.starts_with("images/") {
+        5
+    } else if path.starts_with("registry/") {
+        6
+    } else {
+        4
+    }
 }
 
 /// Streams `files` (`bytes` in all) of `tree` to the host, then ends the stream and waits for

@@ -3,10 +3,14 @@
 //! hosts are serving before any host goes on to steps that may pull from them.
 
 use crate::apply::driver::{ForHost, HostPhase, HostResult, Run};
+use crate::apply::host::ToSend;
 use crate::apply::host::{Close, Connected, HostFail};
 use crate::output::event::{HostStatus, Phase, RunEvent};
-use installer_proto::event::Event;
+use installer_proto::event::{Event, Outcome};
 use installer_proto::plan::StepKind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Which of apply's two passes over the steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +79,76 @@ pub async fn registry_barrier(
     going
 }
 
+/// The steps of this pass while `to_send` streams to the host. A refused stream is the
+/// host's failure at `ship` unless a step already failed for it (waiting for its files).
+async fn run_while_sending(
+    run: &Run,
+    c: &mut Connected,
+    to_send: ToSend,
+    force: bool,
+    stop_after: Option<StepKind>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Outcome, HostFail> {
+    let host = c.host.ip.clone();
+    let fail = |reason: String| HostFail::Failed {
+        phase: Phase::Ship,
+        step: None,
+        reason,
+    };
+    // Progress counts file bytes taken into the stream: the unit of `bytes`.
+    let read = Arc::new(AtomicU64::new(0));
+    let (rx, producer) = crate::rootfs_stream::spawn_stream(
+        to_send.tree.clone(),
+        to_send.files,
+        to_send.frames.clone(),
+        read.clone(),
+    );
+    let reporter = run.ctx.reporter.clone();
+    let mut last_report = Instant::now();
+    let mut on_sent = |_sent: u64| {
+        if last_report.elapsed() > Duration::from_millis(200) {
+            last_report = Instant::now();
+            reporter.emit(RunEvent::Transfer {
+                host: host.clone(),
+                bytes_sent: read.load(Ordering::Relaxed),
+                bytes_total: to_send.bytes,
+            });
+        }
+    };
+    let answer = c
+        .agent
+        .run_while_sending(force, stop_after, rx, &mut on_sent, on_event)
+        .await;
+    let produced = producer.await;
+    let (outcome, files, sent) = answer.map_err(|e| {
+        fail(format!(
+            "sending files while the steps run: {e}{}",
+            c.link.stderr_hint()
+        ))
+    })?;
+    match produced {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if outcome.ok => return Err(fail(e.to_string())),
+        Err(e) if outcome.ok => return Err(fail(format!("the file stream stopped: {e}"))),
+        _ => {}
+    }
+    match files {
+        Ok((received, bytes)) => {
+            run.ctx.reporter.emit(RunEvent::TransferDone {
+                host: host.clone(),
+                files: received,
+                bytes_sent: sent,
+                bytes,
+            });
+            c.stats.bytes_sent += sent;
+            c.stats.files_sent += received;
+        }
+        Err(why) if outcome.ok => return Err(fail(why)),
+        Err(_) => {}
+    }
+    Ok(outcome)
+}
+
 /// One pass of the agent's steps on every host.
 pub struct Steps {
     /// Which pass.
@@ -126,7 +200,20 @@ async fn run_one(
             event,
         })
     };
-    let result = c.agent.run(force, stop_after, &mut on_event).await;
+    let result = match c.stats.to_send.take() {
+        None => c.agent.run(force, stop_after, &mut on_event).await,
+        Some(to_send) => {
+            let sent =
+                run_while_sending(run, &mut c, to_send, force, stop_after, &mut on_event).await;
+            match sent {
+                Ok(outcome) => Ok(outcome),
+                Err(fail) => {
+                    c.stats.settled = settled;
+                    return Err(fail);
+                }
+            }
+        }
+    };
     c.stats.settled = settled;
     c.stats.settled.extend(newly);
     match result {
