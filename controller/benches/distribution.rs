@@ -408,7 +408,7 @@ fn main() {
     } / 1000.0;
     println!(
         "first apply: first step started at {first_step:.2} s, last byte sent at {:.2} s, last host finished at {:.2} s; on the wire {:.1} MB (the stream: {:.1} MB)",
-        at_when(&events, "transfer_done", |e| e["files"].as_u64() > Some(0)),
+        at_when(&events, "transfer", |e| e["bytes_sent"] == e["bytes_total"]),
         at(&events, "host_finished"),
         wire_bytes(&events) as f64 / 1e6,
         stream_bytes as f64 / 1e6

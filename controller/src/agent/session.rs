@@ -252,7 +252,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
 
     /// Runs the plan's steps (through `stop_after`) while sending the file stream that
     /// `pieces` yields: the agent starts its steps at once and each waits only for its own
-    /// files (SPEC §5.3). `on_sent` hears the compressed bytes sent so far. Returns the
+    /// files (SPEC §5.3). `on_sent` hears the compressed bytes sent so far, and whether the
+    /// stream has ended (its last call). Returns the
     /// steps' outcome, what the agent said of the files (received files and bytes, or why
     /// it refused them) and the compressed bytes sent.
     pub async fn run_while_sending(
@@ -260,7 +261,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
         force: bool,
         stop_after: Option<StepKind>,
         mut pieces: tokio::sync::mpsc::Receiver<Vec<u8>>,
-        on_sent: &mut (dyn FnMut(u64) + Send),
+        on_sent: &mut (dyn FnMut(u64, bool) + Send),
         on_event: &mut (dyn FnMut(Event) + Send),
     ) -> Result<(Outcome, Result<(u64, u64), String>, u64), SessionError> {
         self.send(&ControllerMsg::Run { force, stop_after }).await?;
@@ -275,11 +276,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
             while let Some(piece) = pieces.recv().await {
                 write_chunk(writer, &piece).await?;
                 sent += piece.len() as u64;
-                on_sent(sent);
+                on_sent(sent, false);
             }
             // Also after a stream that stopped early: the agent then finds files missing
             // and says so, and the steps waiting for them end.
             write_msg_to(writer, &ControllerMsg::FilesEnd).await?;
+            on_sent(sent, true);
             Ok::<u64, SessionError>(sent)
         };
         let read = async {

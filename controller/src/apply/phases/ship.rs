@@ -192,6 +192,12 @@ pub(crate) async fn send_files(
             Ok(Err(e)) => return Err(fail(e.to_string())),
             Err(e) => return Err(fail(format!("the file stream stopped: {e}"))),
         }
+        // The last report: when the last byte went.
+        ctx.reporter.emit(RunEvent::Transfer {
+            host: host.clone(),
+            bytes_sent: read.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_total: need_bytes,
+        });
     }
     let reporter = ctx.reporter.clone();
     let mut on_event = |event| {

@@ -105,8 +105,9 @@ async fn run_while_sending(
     );
     let reporter = run.ctx.reporter.clone();
     let mut last_report = Instant::now();
-    let mut on_sent = |_sent: u64| {
-        if last_report.elapsed() > Duration::from_millis(200) {
+    // The last report comes when the stream ended: when the last byte went.
+    let mut on_sent = |_sent: u64, ended: bool| {
+        if ended || last_report.elapsed() > Duration::from_millis(200) {
             last_report = Instant::now();
             reporter.emit(RunEvent::Transfer {
                 host: host.clone(),
