@@ -66,7 +66,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AgentSession<R, W> {
     /// Reads the agent's Hello, checks the protocol version and answers.
     pub async fn handshake(reader: R, writer: W) -> Result<Self, SessionError> {
         let mut session = AgentSession {
-            reader: BufReader::with_capacity(256 * 1024, reader),
+            // Lines may be longer (a Need of a large rootfs); the buffer only batches reads,
+            // and every host's session holds one for the whole run.
+            reader: BufReader::with_capacity(64 * 1024, reader),
             writer,
             line: Vec::new(),
         };

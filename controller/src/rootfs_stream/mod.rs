@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Size of the pieces handed to the sender.
-const PIECE_BYTES: usize = 1024 * 1024;
+/// Size of the pieces handed to the sender: large enough that a piece costs little to hand
+/// over, small enough that dozens of hosts in flight hold little (each holds about four).
+const PIECE_BYTES: usize = 256 * 1024;
 
 /// zstd level: fast enough that a 2-core controller keeps up with the network, and most
 /// bytes in a rootfs (image layers) are already compressed anyway.
