@@ -360,6 +360,34 @@ fn stream_in_two(
     (all[..cut].to_vec(), all[cut..].to_vec())
 }
 
+/// Offers `plan`; the files the agent needs.
+fn offer(agent: &mut Agent, plan: &Plan) -> Vec<String> {
+    agent.send(&ControllerMsg::Offer {
+        plan: Box::new(plan.clone()),
+        dry_run: false,
+    });
+    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
+        panic!("expected need")
+    };
+    files
+}
+
+/// Waits for the answers to a run whose files were sent: the files' (`Received`, or
+/// `Error` when refused) and the run's `Done`.
+fn files_and_done(agent: &mut Agent) -> (Result<u64, String>, installer_proto::event::Outcome) {
+    let (mut files, mut done) = (None, None);
+    while files.is_none() || done.is_none() {
+        match agent.recv() {
+            AgentMsg::Event(_) => {}
+            AgentMsg::Received { files: n, .. } => files = Some(Ok(n)),
+            AgentMsg::Error { message } => files = Some(Err(message)),
+            AgentMsg::Done(o) => done = Some(o),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (files.unwrap(), done.unwrap())
+}
+
 /// Reads events until `step` is reported done; the events read.
 fn until_done(agent: &mut Agent, step: &str) -> Vec<installer_proto::event::Event> {
     let mut events = Vec::new();
@@ -382,13 +410,7 @@ fn steps_start_while_their_files_arrive_and_each_waits_for_its_own() {
     let root = TestRoot::new();
     let (plan, tree) = plan();
     let mut agent = Agent::start(root.path());
-    agent.send(&ControllerMsg::Offer {
-        plan: Box::new(plan.clone()),
-        dry_run: false,
-    });
-    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
-        panic!("expected need")
-    };
+    let files = offer(&mut agent, &plan);
     assert!(files.iter().any(|f| f.starts_with("bin/")));
     assert!(files.iter().any(|f| f.starts_with("etc/")));
     let (bin, rest) = stream_in_two(&files, &tree, |f| f.starts_with("bin/"));
@@ -406,17 +428,8 @@ fn steps_start_while_their_files_arrive_and_each_waits_for_its_own() {
 
     write_chunk(&mut agent.stdin, &rest).unwrap();
     agent.send(&ControllerMsg::FilesEnd);
-    let (mut received, mut done) = (None, None);
-    while received.is_none() || done.is_none() {
-        match agent.recv() {
-            AgentMsg::Event(_) => {}
-            AgentMsg::Received { files: n, .. } => received = Some(n),
-            AgentMsg::Done(o) => done = Some(o),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(received, Some(files.len() as u64));
-    let outcome = done.unwrap();
+    let (received, outcome) = files_and_done(&mut agent);
+    assert_eq!(received, Ok(files.len() as u64));
     assert!(outcome.ok, "{outcome:?}");
     assert!(rendered.is_file(), "rendered once etc/ arrived");
     for f in &files {
@@ -440,13 +453,7 @@ fn a_stream_that_ends_before_a_steps_files_fails_that_step_and_the_next_apply_co
     let root = TestRoot::new();
     let (plan, tree) = plan();
     let mut agent = Agent::start(root.path());
-    agent.send(&ControllerMsg::Offer {
-        plan: Box::new(plan.clone()),
-        dry_run: false,
-    });
-    let AgentMsg::Need(Need { files, .. }) = agent.recv() else {
-        panic!("expected need")
-    };
+    let files = offer(&mut agent, &plan);
     let (bin, _) = stream_in_two(&files, &tree, |f| f.starts_with("bin/"));
     agent.send(&ControllerMsg::Run {
         force: false,
@@ -455,21 +462,12 @@ fn a_stream_that_ends_before_a_steps_files_fails_that_step_and_the_next_apply_co
     // The stream ends after bin/ (its tar end missing too).
     write_chunk(&mut agent.stdin, &bin).unwrap();
     agent.send(&ControllerMsg::FilesEnd);
-    let (mut refused, mut done) = (None, None);
-    while refused.is_none() || done.is_none() {
-        match agent.recv() {
-            AgentMsg::Event(_) => {}
-            AgentMsg::Error { message } => refused = Some(message),
-            AgentMsg::Done(o) => done = Some(o),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let outcome = done.unwrap();
+    let (refused, outcome) = files_and_done(&mut agent);
     assert!(!outcome.ok);
     assert_eq!(outcome.failed_step.as_deref(), Some("render-templates"));
     let error = outcome.error.unwrap();
     assert!(error.contains("its files did not arrive"), "{error}");
-    let refused = refused.unwrap();
+    let refused = refused.unwrap_err();
     assert!(
         refused.contains("stream") || refused.contains("did not arrive"),
         "{refused}"
@@ -478,13 +476,7 @@ fn a_stream_that_ends_before_a_steps_files_fails_that_step_and_the_next_apply_co
 
     // The next apply is sent what is missing and completes.
     let mut agent = Agent::start(root.path());
-    agent.send(&ControllerMsg::Offer {
-        plan: Box::new(plan),
-        dry_run: false,
-    });
-    let AgentMsg::Need(Need { files: left, .. }) = agent.recv() else {
-        panic!("expected need")
-    };
+    let left = offer(&mut agent, &plan);
     assert!(
         !left.is_empty() && left.iter().all(|f| !f.starts_with("bin/")),
         "{left:?}"
@@ -497,15 +489,8 @@ fn a_stream_that_ends_before_a_steps_files_fails_that_step_and_the_next_apply_co
     });
     write_chunk(&mut agent.stdin, &all).unwrap();
     agent.send(&ControllerMsg::FilesEnd);
-    let mut done = None;
-    while done.is_none() {
-        match agent.recv() {
-            AgentMsg::Done(o) => done = Some(o),
-            AgentMsg::Event(_) | AgentMsg::Received { .. } => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let outcome = done.unwrap();
+    let (received, outcome) = files_and_done(&mut agent);
+    assert_eq!(received, Ok(left.len() as u64));
     assert!(outcome.ok, "{outcome:?}");
     agent.bye();
 }
