@@ -182,16 +182,23 @@ impl Apply {
 
     /// A receiver for the needed files.
     pub(crate) fn receiver(&self) -> Result<Receiver<'_>, ApplyError> {
-        if self.dry_run {
-            return Err(ApplyError::Protocol("a dry run receives no files".into()));
-        }
-        std::fs::create_dir_all(&self.paths.staging)
-            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        self.staging("a dry run receives no files")?;
         Ok(Receiver::new(
             &self.plan.manifest,
             &self.need.files,
             &self.paths.staging,
         ))
+    }
+
+    /// The staging directory, made when missing; refused in a dry run (`why`), which
+    /// writes nothing.
+    fn staging(&self, why: &str) -> Result<&std::path::Path, ApplyError> {
+        if self.dry_run {
+            return Err(ApplyError::Protocol(why.into()));
+        }
+        std::fs::create_dir_all(&self.paths.staging)
+            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        Ok(&self.paths.staging)
     }
 
     /// Pushes `files` into this registry host's registry for the other hosts (see
@@ -218,13 +225,9 @@ impl Apply {
         &mut self,
         sources: &[String],
     ) -> Result<installer_proto::fanout::Fetched, ApplyError> {
-        if self.dry_run {
-            return Err(ApplyError::Protocol("a dry run fetches nothing".into()));
-        }
-        std::fs::create_dir_all(&self.paths.staging)
-            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        let staging = self.staging("a dry run fetches nothing")?;
         let wanted = self.need.files.clone();
-        let fetched = crate::fanout::fetch(&self.plan, &self.paths.staging, &wanted, sources);
+        let fetched = crate::fanout::fetch(&self.plan, staging, &wanted, sources);
         let left: std::collections::BTreeSet<&str> =
             fetched.left.iter().map(String::as_str).collect();
         self.need.files.retain(|f| left.contains(f.as_str()));
@@ -244,8 +247,7 @@ impl Apply {
         if self.dry_run || self.need.files.is_empty() || self.incoming.is_some() {
             return Ok(None);
         }
-        std::fs::create_dir_all(&self.paths.staging)
-            .map_err(fsutil::ctx(&self.paths.staging, "creating"))?;
+        self.staging("a dry run receives no files")?;
         let arrivals = Arc::new(Arrivals::new(&self.need.files));
         self.incoming = Some(arrivals.clone());
         Ok(Some(Incoming {

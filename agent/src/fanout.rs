@@ -151,25 +151,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// through a [`Receiver`] expecting just it: asked for, and matching the plan's sha256.
 pub(crate) fn fetch(plan: &Plan, staging: &Path, wanted: &[String], sources: &[String]) -> Fetched {
     let mut out = Fetched::default();
-    let client = Client::new(&plan.registry);
     let addrs: Vec<SocketAddr> = sources
         .iter()
         .filter_map(|s| s.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, plan.registry.port))
         .collect();
-    let problem = match (&client, addrs.is_empty()) {
-        (Err(e), _) => Some(e.clone()),
-        (_, true) => Some("no registry host to fetch from".to_string()),
-        _ => None,
+    let client = match Client::new(&plan.registry) {
+        Ok(_) if addrs.is_empty() => Err("no registry host to fetch from".to_string()),
+        other => other,
+    };
+    let client = match client {
+        Ok(c) => c,
+        Err(why) => {
+            out.left = wanted.to_vec();
+            if let Some(first) = wanted.first() {
+                out.reason = Some(format!("{first}: {why}"));
+            }
+            return out;
+        }
     };
     let dead: Mutex<HashSet<SocketAddr>> = Mutex::new(HashSet::new());
     let results = in_parallel(wanted, |i, path| -> Result<u64, String> {
-        if let Some(p) = &problem {
-            return Err(p.clone());
-        }
-        let Ok(client) = &client else {
-            return Err("no client".into());
-        };
         let (blob, size) = match plan.manifest.get(path).map(|e| &e.kind) {
             Some(EntryKind::File { size, sha256 }) => (
                 BlobRef {
@@ -188,7 +190,7 @@ pub(crate) fn fetch(plan: &Plan, staging: &Path, wanted: &[String], sources: &[S
             }
             let one = std::slice::from_ref(path);
             let mut receiver = Receiver::new(&plan.manifest, one, staging);
-            let attempt = blobs::fetch(client, addr, &blob, size).and_then(|mut body| {
+            let attempt = blobs::fetch(&client, addr, &blob, size).and_then(|mut body| {
                 receiver
                     .accept(path, &mut body)
                     .map_err(|e| format!("from {addr}: {e}"))

@@ -95,8 +95,12 @@ pub(crate) fn place_late(
     paths: &crate::paths::ClusterPaths,
     files: &[String],
 ) -> Result<Written, String> {
-    let mut index = crate::index::load(&paths.state);
     let mut written = Written::default();
+    if files.is_empty() {
+        // Nothing arrived since the last step: the hash cache is not read or rewritten.
+        return Ok(written);
+    }
+    let mut index = crate::index::load(&paths.state);
     for path in files {
         let Some(entry) = plan.manifest.get(path) else {
             continue;
